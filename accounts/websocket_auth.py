@@ -1,0 +1,96 @@
+"""JWT authentication for WebSocket handshakes.
+
+The middleware only *describes* who is connecting: it sets ``scope["user"]`` and, when a token
+was given but refused, ``scope["auth_error"]``. It never closes the socket; the consumer decides,
+so that every refusal reaches the browser as an error frame with a reason.
+
+Tokens are validated by simplejwt's own ``JWTAuthentication``, so REST and WebSocket share one
+validation (signature, algorithm, expiry, token type, user exists and is active).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.db import DatabaseError
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
+from rest_framework_simplejwt.tokens import UntypedToken
+
+from chat.protocol import Rejection
+
+logger = logging.getLogger(__name__)
+
+# Cap on what we hand to the JWT decoder: real access tokens are a few hundred bytes.
+MAX_TOKEN_LENGTH = 4096
+
+
+def token_from_scope(scope: dict) -> str | None:
+    """The raw token: an ``Authorization: Bearer`` header wins over ``?token=``."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tokens = query.get("token")
+    return tokens[0] if tokens and tokens[0] else None
+
+
+def _refusal_for_invalid_token(raw_token: str) -> Rejection:
+    """Tell an expired-but-genuine token apart from a forged or malformed one."""
+    try:
+        UntypedToken(raw_token)  # signature is checked before expiry
+    except ExpiredTokenError:
+        return Rejection.TOKEN_EXPIRED
+    except TokenError:
+        return Rejection.TOKEN_INVALID
+    return Rejection.TOKEN_INVALID  # genuine but wrong type, e.g. a refresh token
+
+
+def authenticate_token(raw_token: str):
+    """Return ``(user, None)`` for a good access token, else ``(AnonymousUser, Rejection)``."""
+    if len(raw_token) > MAX_TOKEN_LENGTH:
+        return AnonymousUser(), Rejection.TOKEN_INVALID
+    authentication = JWTAuthentication()
+    try:
+        validated = authentication.get_validated_token(raw_token.encode("latin-1", "replace"))
+    except AuthenticationFailed:
+        return AnonymousUser(), _refusal_for_invalid_token(raw_token)
+    try:
+        user = authentication.get_user(validated)
+    except AuthenticationFailed as error:
+        codes = error.get_codes()
+        code = codes.get("code") if isinstance(codes, dict) else codes
+        if code == "user_inactive":
+            return AnonymousUser(), Rejection.USER_INACTIVE
+        return AnonymousUser(), Rejection.TOKEN_INVALID
+    return user, None
+
+
+class JWTAuthMiddleware:
+    """Sets ``scope["user"]`` (and ``scope["auth_error"]`` on a refused token); never closes."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        scope = dict(scope)
+        scope["user"], scope["auth_error"] = AnonymousUser(), None
+        raw_token = token_from_scope(scope)
+        if raw_token:
+            try:
+                user, refusal = await database_sync_to_async(authenticate_token)(raw_token)
+            except DatabaseError:
+                logger.exception("WebSocket authentication: database unavailable")
+                user, refusal = AnonymousUser(), Rejection.SERVICE_UNAVAILABLE
+            scope["user"], scope["auth_error"] = user, refusal
+            if refusal:
+                logger.info("WebSocket authentication failed: %s (path %s)", refusal, scope["path"])
+            else:
+                logger.info("User found in JWT: %s", user.username)
+                logger.info("WebSocket user authenticated: %s", user.username)
+        return await self.app(scope, receive, send)

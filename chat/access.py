@@ -1,0 +1,40 @@
+"""Who may see a room: the ONE membership rule, used by the WebSocket and the REST API alike."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from chat.models import Room
+from chat.protocol import Rejection
+
+
+def accessible_rooms(user) -> QuerySet[Room]:
+    """Rooms whose messages and members `user` may see: those it is a member of."""
+    if not (user and user.is_authenticated and user.is_active):
+        return Room.objects.none()
+    return Room.objects.filter(memberships__user=user)
+
+
+def can_user_access(user, room: Room) -> bool:
+    """True when `user` may read and write in `room`."""
+    return accessible_rooms(user).filter(pk=room.pk).exists()
+
+
+def room_for_connection(*, user, room_id: str) -> tuple[Room | None, Rejection | None]:
+    """The room a socket asks for, or the reason it may not have it (room first, then access)."""
+    try:
+        room = Room.objects.get(pk=uuid.UUID(room_id))
+    except (ValueError, Room.DoesNotExist):
+        return None, Rejection.ROOM_NOT_FOUND
+    if not can_user_access(user, room):
+        return room, Rejection.NOT_A_MEMBER
+    return room, None
+
+
+def is_room_admin(user, room: Room) -> bool:
+    """Room admins manage membership."""
+    return accessible_rooms(user).filter(
+        pk=room.pk, memberships__user=user, memberships__role="admin"
+    ).exists()

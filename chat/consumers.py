@@ -1,0 +1,249 @@
+"""WebSocket consumers: translate frames to service calls and back. No rules live here."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qs
+from datetime import datetime, timezone
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.db import DatabaseError
+from redis.exceptions import RedisError
+
+from chat import events, protocol
+from chat.access import room_for_connection
+from chat.origin import origin_allowed
+from chat.protocol import CHAT_MESSAGE, PING, ClientFrame, FrameError, ProtocolError, Rejection
+from chat.ratelimit import TokenBucket
+from chat.services import message_create
+
+logger = logging.getLogger(__name__)
+
+# What a channel layer raises when its backing service (Redis) is unreachable.
+CHANNEL_LAYER_ERRORS = (OSError, RedisError)
+ANONYMOUS_NAME = "anônimo"
+
+
+class BaseChatConsumer(AsyncWebsocketConsumer):
+    """Shared framing: rejections with reasons, size and binary limits, parsing, rate limit."""
+
+    group_name: str | None = None
+
+    async def websocket_connect(self, message):
+        self.closing = False
+        self.rate_limit = TokenBucket(
+            rate=settings.CHAT_RATE_LIMIT_PER_SECOND, burst=settings.CHAT_RATE_LIMIT_BURST
+        )
+        self.rate_limit_strikes = 0
+        await super().websocket_connect(message)
+
+    async def reject(self, rejection: Rejection, detail: str | None = None, *, accepted=False):
+        """Tell the client why (error frame), close with the matching code, and log it."""
+        if self.closing:
+            return
+        self.closing = True
+        detail = detail or rejection.default_detail
+        logger.warning(
+            "WebSocket rejected: %s (%s) close=%d user=%s path=%s",
+            rejection, detail, rejection.close_code, self.log_user(), self.scope["path"],
+        )
+        if not accepted:
+            await self.accept()
+        await self.send(text_data=protocol.error_frame(rejection, detail))
+        await self.close(code=int(rejection.close_code))
+
+    async def send_error(self, code: FrameError, detail: str) -> None:
+        await self.send(text_data=protocol.error_frame(code, detail))
+
+    def log_user(self) -> str:
+        user = self.scope.get("user")
+        return user.username if user is not None and user.is_authenticated else "anonymous"
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        if text_data is None:
+            return await self.reject(Rejection.BINARY_NOT_SUPPORTED, accepted=True)
+        if _utf8_length(text_data) > settings.CHAT_MAX_FRAME_BYTES:
+            return await self.reject(
+                Rejection.FRAME_TOO_BIG,
+                f"frame is larger than {settings.CHAT_MAX_FRAME_BYTES} bytes",
+                accepted=True,
+            )
+        try:
+            frame = protocol.parse_client_frame(
+                text_data, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
+            )
+        except ProtocolError as error:
+            return await self.send_error(error.code, error.detail)
+        if frame.type == PING:
+            return await self.send(text_data=protocol.pong_frame())
+        if frame.type == CHAT_MESSAGE and await self.within_rate_limit():
+            await self.handle_chat_message(frame)
+
+    async def within_rate_limit(self) -> bool:
+        if self.rate_limit.allow():
+            self.rate_limit_strikes = 0
+            return True
+        self.rate_limit_strikes += 1
+        if self.rate_limit_strikes > settings.CHAT_RATE_LIMIT_STRIKES:
+            await self.reject(Rejection.RATE_LIMITED, accepted=True)
+        else:
+            await self.send_error(
+                FrameError.RATE_LIMITED,
+                f"too many messages; at most {settings.CHAT_RATE_LIMIT_PER_SECOND:g} per second",
+            )
+        return False
+
+    async def handle_chat_message(self, frame: ClientFrame) -> None:
+        raise NotImplementedError
+
+    async def chat_broadcast(self, event):
+        """A frame for every socket of the room, already serialized by the sender."""
+        if not self.closing:
+            await self.send(text_data=event["frame"])
+
+    async def websocket_disconnect(self, message):
+        self.closing = True
+        if self.group_name:
+            try:
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            except CHANNEL_LAYER_ERRORS:
+                logger.warning("could not leave group %s: channel layer unavailable", self.group_name)
+        await super().websocket_disconnect(message)
+
+    async def join_group(self, group_name: str) -> bool:
+        try:
+            await self.channel_layer.group_add(group_name, self.channel_name)
+        except CHANNEL_LAYER_ERRORS:
+            logger.exception("channel layer unavailable while joining %s", group_name)
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
+            return False
+        self.group_name = group_name
+        return True
+
+    async def broadcast(self, frame: str) -> bool:
+        try:
+            await self.channel_layer.group_send(self.group_name, events.broadcast_event(frame))
+        except CHANNEL_LAYER_ERRORS:
+            logger.exception("channel layer unavailable while broadcasting to %s", self.group_name)
+            return False
+        return True
+
+
+class ChatConsumer(BaseChatConsumer):
+    """A real room: JWT-authenticated members only; every message stored, then broadcast."""
+
+    async def connect(self):
+        room_id = self.scope["url_route"]["kwargs"]["room_id"]
+        rejection = await self.connection_rejection(room_id)
+        if rejection is not None:
+            return await self.reject(rejection)
+        if not await self.join_group(events.room_group_name(self.room.pk)):
+            return
+        await self.accept()
+        await self.send(
+            text_data=protocol.connection_established_frame(
+                room={"id": str(self.room.pk), "name": self.room.name, "type": self.room.type},
+                user=protocol.user_payload(self.user.pk, self.user.username),
+            )
+        )
+        logger.info("WebSocket connected: user=%s room=%s", self.user.username, self.room.pk)
+
+    async def connection_rejection(self, room_id: str) -> Rejection | None:
+        """The first failing check, in the protocol's order: origin, auth, room, membership."""
+        if not origin_allowed(self.scope, public_room=False):
+            return Rejection.ORIGIN_NOT_ALLOWED
+        self.user = self.scope["user"]
+        if not self.user.is_authenticated:
+            return self.scope.get("auth_error") or Rejection.AUTHENTICATION_REQUIRED
+        try:
+            self.room, rejection = await database_sync_to_async(room_for_connection)(
+                user=self.user, room_id=room_id
+            )
+        except DatabaseError:
+            logger.exception("database unavailable while checking room access")
+            return Rejection.SERVICE_UNAVAILABLE
+        return rejection
+
+    async def handle_chat_message(self, frame: ClientFrame) -> None:
+        try:
+            result = await database_sync_to_async(message_create)(
+                room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
+            )
+        except DatabaseError:
+            logger.exception("message not stored: user=%s room=%s", self.user.username, self.room.pk)
+            return await self.send_error(
+                FrameError.NOT_PERSISTED, "message was not stored; nobody received it; send it again"
+            )
+        rendered = protocol.dumps(protocol.message_payload(result.message))
+        if not result.created:
+            return await self.send(text_data=rendered)  # a retry: acknowledge it to the sender only
+        if not await self.broadcast(rendered):
+            # Stored but not delivered: acknowledge it, then make the client reconnect and
+            # recover the room with `after=` once the channel layer is back.
+            await self.send(text_data=rendered)
+            await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
+
+    async def member_removed(self, event):
+        """A room admin removed a member: that member's sockets to this room close."""
+        if event["user_id"] == self.user.pk:
+            await self.reject(Rejection.REMOVED_FROM_ROOM, accepted=True)
+
+
+class TestChatConsumer(BaseChatConsumer):
+    """The public echo-broadcast room `teste`: no token, nothing stored."""
+
+    async def connect(self):
+        if not settings.CHAT_PUBLIC_TEST_ROOM:
+            return await self.reject(Rejection.ROOM_NOT_FOUND, "the public test room is switched off")
+        if not origin_allowed(self.scope, public_room=True):
+            return await self.reject(Rejection.ORIGIN_NOT_ALLOWED)
+        self.display_name = _query_display_name(self.scope) or ANONYMOUS_NAME
+        if not await self.join_group(events.PUBLIC_ROOM_GROUP):
+            return
+        await self.accept()
+        await self.send(
+            text_data=protocol.connection_established_frame(
+                room={"id": "teste", "name": "teste", "type": "public"},
+                user=protocol.user_payload(None, self.display_name),
+            )
+        )
+
+    async def handle_chat_message(self, frame: ClientFrame) -> None:
+        rendered = protocol.dumps(
+            {
+                "type": CHAT_MESSAGE,
+                "id": None,
+                "room": "teste",
+                "message": frame.message,
+                "user": protocol.user_payload(None, frame.username or self.display_name),
+                "created_at": protocol.timestamp(datetime.now(timezone.utc)),
+                "client_id": frame.client_id,
+            }
+        )
+        if not await self.broadcast(rendered):
+            await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
+
+
+class NotFoundConsumer(BaseChatConsumer):
+    """Any other path under /ws/: a clear 4404 instead of a routing error."""
+
+    async def connect(self):
+        await self.reject(Rejection.ROOM_NOT_FOUND, "no chat endpoint at this path")
+
+
+def _utf8_length(text: str) -> int:
+    # Cheap bound first: a str of n characters is at most 4n bytes.
+    if len(text) * 4 <= settings.CHAT_MAX_FRAME_BYTES:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _query_display_name(scope: dict) -> str | None:
+    names = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("username")
+    if names and names[0].strip():
+        return names[0].strip()[:50]
+    return None

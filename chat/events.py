@@ -1,0 +1,31 @@
+"""Channel-layer group names and the events the REST side sends to open sockets."""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+PUBLIC_ROOM_GROUP = "chat.public.teste"
+
+
+def room_group_name(room_id: uuid.UUID) -> str:
+    # A hex UUID can never equal the public group's name, so the public room cannot reach it.
+    return f"chat.room.{room_id.hex}"
+
+
+def broadcast_event(frame: str) -> dict:
+    """A message for every socket of a group; `frame` is serialized once, not per receiver."""
+    return {"type": "chat.broadcast", "frame": frame}
+
+
+def member_removed_event(user_id: int) -> dict:
+    return {"type": "member.removed", "user_id": user_id}
+
+
+def notify_member_removed(room_id: uuid.UUID, user_id: int) -> None:
+    """Close the removed member's sockets to the room, on every server process."""
+    async_to_sync(get_channel_layer().group_send)(
+        room_group_name(room_id), member_removed_event(user_id)
+    )

@@ -1,0 +1,218 @@
+"""The wire contract in code: close codes, error codes, frame parsing and frame builders.
+
+docs/protocol.md is the prose version of this module; keep them in step.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class CloseCode(IntEnum):
+    GOING_AWAY = 1001
+    UNSUPPORTED_DATA = 1003
+    MESSAGE_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    TRY_AGAIN_LATER = 1013
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    NOT_FOUND = 4404
+    TOO_MANY_REQUESTS = 4429
+
+
+class Rejection(StrEnum):
+    """Error codes that end the connection, each with its close code and default detail."""
+
+    AUTHENTICATION_REQUIRED = "authentication_required"
+    TOKEN_INVALID = "token_invalid"
+    TOKEN_EXPIRED = "token_expired"
+    USER_INACTIVE = "user_inactive"
+    NOT_A_MEMBER = "not_a_member"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    REMOVED_FROM_ROOM = "removed_from_room"
+    ROOM_NOT_FOUND = "room_not_found"
+    RATE_LIMITED = "rate_limited"
+    FRAME_TOO_BIG = "frame_too_big"
+    BINARY_NOT_SUPPORTED = "binary_not_supported"
+    SERVICE_UNAVAILABLE = "service_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+    @property
+    def close_code(self) -> CloseCode:
+        return _REJECTION_CLOSE_CODES[self]
+
+    @property
+    def default_detail(self) -> str:
+        return _REJECTION_DETAILS[self]
+
+
+_REJECTION_CLOSE_CODES = {
+    Rejection.AUTHENTICATION_REQUIRED: CloseCode.UNAUTHORIZED,
+    Rejection.TOKEN_INVALID: CloseCode.UNAUTHORIZED,
+    Rejection.TOKEN_EXPIRED: CloseCode.UNAUTHORIZED,
+    Rejection.USER_INACTIVE: CloseCode.UNAUTHORIZED,
+    Rejection.NOT_A_MEMBER: CloseCode.FORBIDDEN,
+    Rejection.ORIGIN_NOT_ALLOWED: CloseCode.FORBIDDEN,
+    Rejection.REMOVED_FROM_ROOM: CloseCode.FORBIDDEN,
+    Rejection.ROOM_NOT_FOUND: CloseCode.NOT_FOUND,
+    Rejection.RATE_LIMITED: CloseCode.TOO_MANY_REQUESTS,
+    Rejection.FRAME_TOO_BIG: CloseCode.MESSAGE_TOO_BIG,
+    Rejection.BINARY_NOT_SUPPORTED: CloseCode.UNSUPPORTED_DATA,
+    Rejection.SERVICE_UNAVAILABLE: CloseCode.TRY_AGAIN_LATER,
+    Rejection.INTERNAL_ERROR: CloseCode.INTERNAL_ERROR,
+}
+
+_REJECTION_DETAILS = {
+    Rejection.AUTHENTICATION_REQUIRED: "no access token; connect with ?token=<access token> "
+    "or an 'Authorization: Bearer' header (get one from POST /api/auth/token/)",
+    Rejection.TOKEN_INVALID: "access token is not valid; log in again to get a new one",
+    Rejection.TOKEN_EXPIRED: "access token expired; refresh it and reconnect",
+    Rejection.USER_INACTIVE: "this user account is inactive",
+    Rejection.NOT_A_MEMBER: "you are not a member of this room; ask a room admin to add you",
+    Rejection.ORIGIN_NOT_ALLOWED: "this page's origin may not open chat connections; "
+    "add it to CHAT_ALLOWED_ORIGINS",
+    Rejection.REMOVED_FROM_ROOM: "you were removed from this room",
+    Rejection.ROOM_NOT_FOUND: "no such room",
+    Rejection.RATE_LIMITED: "too many messages; connection closed, slow down and reconnect",
+    Rejection.FRAME_TOO_BIG: "frame is larger than the server accepts",
+    Rejection.BINARY_NOT_SUPPORTED: "binary frames are not supported; send JSON text frames",
+    Rejection.SERVICE_UNAVAILABLE: "a backing service is unavailable; retry later",
+    Rejection.INTERNAL_ERROR: "unexpected server error",
+}
+
+
+class FrameError(StrEnum):
+    """Error codes answered with an error frame; the socket stays open."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    EMPTY_MESSAGE = "empty_message"
+    MESSAGE_TOO_LONG = "message_too_long"
+    RATE_LIMITED = "rate_limited"
+    NOT_PERSISTED = "not_persisted"
+
+
+class ProtocolError(Exception):
+    """A client frame the server refuses; carries the error code and a readable detail."""
+
+    def __init__(self, code: FrameError, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+MAX_CLIENT_ID_LENGTH = 64
+CHAT_MESSAGE = "chat.message"
+PING = "ping"
+CLIENT_TYPES = frozenset({CHAT_MESSAGE, PING})
+
+
+@dataclass(frozen=True, slots=True)
+class ClientFrame:
+    type: str
+    message: str = ""
+    client_id: str | None = None
+    username: str | None = None
+
+
+def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
+    """Turn a text frame into a ClientFrame, or raise ProtocolError saying what is wrong."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ProtocolError(FrameError.INVALID_JSON, "frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(FrameError.INVALID_FRAME, "frame must be a JSON object")
+    frame_type = data.get("type")
+    if frame_type is None:
+        if "message" not in data:
+            raise ProtocolError(FrameError.INVALID_FRAME, "frame needs a 'type' or a 'message'")
+        frame_type = CHAT_MESSAGE
+    if frame_type not in CLIENT_TYPES:
+        raise ProtocolError(
+            FrameError.UNKNOWN_TYPE,
+            f"unknown frame type; expected one of: {', '.join(sorted(CLIENT_TYPES))}",
+        )
+    if frame_type == PING:
+        return ClientFrame(type=PING)
+    return ClientFrame(
+        type=CHAT_MESSAGE,
+        message=_message_text(data, max_message_length),
+        client_id=_client_id(data),
+        username=_display_name(data),
+    )
+
+
+def _message_text(data: dict[str, Any], max_length: int) -> str:
+    message = data.get("message")
+    if not isinstance(message, str):
+        raise ProtocolError(FrameError.INVALID_FRAME, "'message' must be a string")
+    if not message.strip():
+        raise ProtocolError(FrameError.EMPTY_MESSAGE, "message is empty")
+    if len(message) > max_length:
+        raise ProtocolError(
+            FrameError.MESSAGE_TOO_LONG, f"message is longer than {max_length} characters"
+        )
+    return message
+
+
+def _client_id(data: dict[str, Any]) -> str | None:
+    client_id = data.get("client_id")
+    if client_id is None:
+        return None
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH:
+        raise ProtocolError(
+            FrameError.INVALID_FRAME,
+            f"'client_id' must be a string of 1 to {MAX_CLIENT_ID_LENGTH} characters",
+        )
+    return client_id
+
+
+def _display_name(data: dict[str, Any]) -> str | None:
+    username = data.get("username")
+    if isinstance(username, str) and username.strip():
+        return username.strip()[:50]
+    return None
+
+
+def dumps(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+
+
+def error_frame(code: str, detail: str) -> str:
+    return dumps({"type": "error", "code": str(code), "detail": detail})
+
+
+def pong_frame() -> str:
+    return dumps({"type": "pong"})
+
+
+def connection_established_frame(*, room: dict[str, Any], user: dict[str, Any]) -> str:
+    return dumps({"type": "connection.established", "room": room, "user": user})
+
+
+def user_payload(user_id: int | None, username: str) -> dict[str, Any]:
+    return {"id": user_id, "username": username}
+
+
+def timestamp(moment) -> str:
+    """UTC ISO 8601 with microseconds and a Z, e.g. 2026-11-25T12:00:00.123456Z."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def message_payload(message) -> dict[str, Any]:
+    """The fields of a stored message, as both the socket and the history API send them."""
+    return {
+        "type": CHAT_MESSAGE,
+        "id": message.id,
+        "room": str(message.room_id),
+        "message": message.text,
+        "user": user_payload(message.author_id, message.author.username),
+        "created_at": timestamp(message.created_at),
+        "client_id": message.client_id,
+    }

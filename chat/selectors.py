@@ -1,0 +1,70 @@
+"""Reads: rooms and message history, always through the access rule in chat.access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Count, IntegerField, Max, OuterRef, Prefetch, QuerySet, Subquery
+
+from chat.access import accessible_rooms
+from chat.models import Membership, Message, Room
+
+
+def room_list_for_user(*, user) -> QuerySet[Room]:
+    """The user's rooms, each with `member_count`."""
+    member_count = (
+        Membership.objects.filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return accessible_rooms(user).annotate(
+        member_count=Subquery(member_count, output_field=IntegerField())
+    ).order_by("name", "id")
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    results: list[Message]
+    has_more: bool
+
+
+def message_list(
+    *, room: Room, before: int | None = None, after: int | None = None, limit: int = 50
+) -> MessagePage:
+    """A page of a room's history, oldest first.
+
+    With `after`: the oldest `limit` messages newer than it (recovery after a reconnect);
+    `has_more` says newer ones remain. Otherwise the newest `limit` messages older than
+    `before` (or the latest); `has_more` says older ones remain.
+    """
+    messages = Message.objects.filter(room=room).select_related("author")
+    if before is not None:
+        messages = messages.filter(id__lt=before)
+    if after is not None:
+        page = list(messages.filter(id__gt=after).order_by("id")[: limit + 1])
+        return MessagePage(page[:limit], has_more=len(page) > limit)
+    page = list(messages.order_by("-id")[: limit + 1])
+    return MessagePage(page[:limit][::-1], has_more=len(page) > limit)
+
+
+def room_detail(*, user, room_id) -> Room:
+    """One of the user's rooms with its members loaded."""
+    return (
+        room_list_for_user(user=user)
+        .prefetch_related(Prefetch("memberships", queryset=Membership.objects.select_related("user").order_by("user__username")))
+        .get(pk=room_id)
+    )
+
+
+def last_messages(*, rooms: list[Room]) -> dict:
+    """The newest message of each room, in two queries whatever the number of rooms."""
+    latest_ids = (
+        Message.objects.filter(room__in=rooms)
+        .values("room")
+        .annotate(last_id=Max("id"))
+        .values_list("last_id", flat=True)
+    )
+    messages = Message.objects.filter(id__in=list(latest_ids)).select_related("author")
+    return {message.room_id: message for message in messages}

@@ -1,0 +1,84 @@
+from django.conf import settings
+from rest_framework import serializers
+
+from chat import protocol
+from chat.models import Membership, Room
+
+
+class UserRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField(allow_null=True)
+    username = serializers.CharField()
+
+
+class MessageSerializer(serializers.Serializer):
+    """A stored message: the same fields as a `chat.message` frame on the socket."""
+
+    type = serializers.CharField()
+    id = serializers.IntegerField()
+    room = serializers.UUIDField()
+    message = serializers.CharField()
+    user = UserRefSerializer()
+    created_at = serializers.CharField()
+    client_id = serializers.CharField(allow_null=True)
+
+    def to_representation(self, instance):
+        return protocol.message_payload(instance)
+
+
+class RoomSerializer(serializers.ModelSerializer):
+    member_count = serializers.IntegerField(read_only=True)
+    last_message = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Room
+        fields = ["id", "name", "type", "created_at", "member_count", "last_message"]
+        read_only_fields = ["id", "created_at"]
+
+    def get_last_message(self, room) -> MessageSerializer(allow_null=True):
+        last = self.context.get("last_messages", {}).get(room.pk)
+        return protocol.message_payload(last) if last else None
+
+
+class RoomCreateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Room
+        fields = ["name", "type"]
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="user.id")
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["id", "username", "role", "joined_at"]
+
+
+class RoomDetailSerializer(RoomSerializer):
+    members = MemberSerializer(source="memberships", many=True, read_only=True)
+
+    class Meta(RoomSerializer.Meta):
+        fields = RoomSerializer.Meta.fields + ["members"]
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    before = serializers.IntegerField(required=False, min_value=1)
+    after = serializers.IntegerField(required=False, min_value=0)
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        default=settings.CHAT_HISTORY_DEFAULT_LIMIT,
+        help_text=f"page size; larger values are capped at {settings.CHAT_HISTORY_MAX_LIMIT}",
+    )
+
+    def validate_limit(self, value: int) -> int:
+        return min(value, settings.CHAT_HISTORY_MAX_LIMIT)
+
+
+class MessagePageSerializer(serializers.Serializer):
+    results = MessageSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class MemberAddSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
