@@ -63,9 +63,8 @@ def authenticate_token(raw_token: str):
     try:
         user = authentication.get_user(validated)
     except AuthenticationFailed as error:
-        codes = error.get_codes()
-        code = codes.get("code") if isinstance(codes, dict) else codes
-        if code == "user_inactive":
+        # simplejwt puts its machine code in the detail dict: {"detail": ..., "code": ...}
+        if str(error.detail.get("code", "")) == "user_inactive":
             return AnonymousUser(), Rejection.USER_INACTIVE
         return AnonymousUser(), Rejection.TOKEN_INVALID
     return user, None

@@ -35,6 +35,8 @@ def room_for_connection(*, user, room_id: str) -> tuple[Room | None, Rejection |
 
 def is_room_admin(user, room: Room) -> bool:
     """Room admins manage membership."""
-    return accessible_rooms(user).filter(
-        pk=room.pk, memberships__user=user, memberships__role="admin"
-    ).exists()
+    return (
+        accessible_rooms(user)
+        .filter(pk=room.pk, memberships__user=user, memberships__role="admin")
+        .exists()
+    )

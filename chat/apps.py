@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class ChatConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'chat'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "chat"

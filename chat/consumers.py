@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from urllib.parse import parse_qs
-from datetime import datetime, timezone
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -47,7 +47,11 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         detail = detail or rejection.default_detail
         logger.warning(
             "WebSocket rejected: %s (%s) close=%d user=%s path=%s",
-            rejection, detail, rejection.close_code, self.log_user(), self.scope["path"],
+            rejection,
+            detail,
+            rejection.close_code,
+            self.log_user(),
+            self.scope["path"],
         )
         if not accepted:
             await self.accept()
@@ -111,7 +115,9 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             try:
                 await self.channel_layer.group_discard(self.group_name, self.channel_name)
             except CHANNEL_LAYER_ERRORS:
-                logger.warning("could not leave group %s: channel layer unavailable", self.group_name)
+                logger.warning(
+                    "could not leave group %s: channel layer unavailable", self.group_name
+                )
         await super().websocket_disconnect(message)
 
     async def join_group(self, group_name: str) -> bool:
@@ -174,9 +180,12 @@ class ChatConsumer(BaseChatConsumer):
                 room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
             )
         except DatabaseError:
-            logger.exception("message not stored: user=%s room=%s", self.user.username, self.room.pk)
+            logger.exception(
+                "message not stored: user=%s room=%s", self.user.username, self.room.pk
+            )
             return await self.send_error(
-                FrameError.NOT_PERSISTED, "message was not stored; nobody received it; send it again"
+                FrameError.NOT_PERSISTED,
+                "message was not stored; nobody received it; send it again",
             )
         rendered = protocol.dumps(protocol.message_payload(result.message))
         if not result.created:
@@ -198,7 +207,9 @@ class TestChatConsumer(BaseChatConsumer):
 
     async def connect(self):
         if not settings.CHAT_PUBLIC_TEST_ROOM:
-            return await self.reject(Rejection.ROOM_NOT_FOUND, "the public test room is switched off")
+            return await self.reject(
+                Rejection.ROOM_NOT_FOUND, "the public test room is switched off"
+            )
         if not origin_allowed(self.scope, public_room=True):
             return await self.reject(Rejection.ORIGIN_NOT_ALLOWED)
         self.display_name = _query_display_name(self.scope) or ANONYMOUS_NAME
@@ -220,7 +231,7 @@ class TestChatConsumer(BaseChatConsumer):
                 "room": "teste",
                 "message": frame.message,
                 "user": protocol.user_payload(None, frame.username or self.display_name),
-                "created_at": protocol.timestamp(datetime.now(timezone.utc)),
+                "created_at": protocol.timestamp(datetime.now(UTC)),
                 "client_id": frame.client_id,
             }
         )

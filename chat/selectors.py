@@ -19,9 +19,11 @@ def room_list_for_user(*, user) -> QuerySet[Room]:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    return accessible_rooms(user).annotate(
-        member_count=Subquery(member_count, output_field=IntegerField())
-    ).order_by("name", "id")
+    return (
+        accessible_rooms(user)
+        .annotate(member_count=Subquery(member_count, output_field=IntegerField()))
+        .order_by("name", "id")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,12 @@ def room_detail(*, user, room_id) -> Room:
     """One of the user's rooms with its members loaded."""
     return (
         room_list_for_user(user=user)
-        .prefetch_related(Prefetch("memberships", queryset=Membership.objects.select_related("user").order_by("user__username")))
+        .prefetch_related(
+            Prefetch(
+                "memberships",
+                queryset=Membership.objects.select_related("user").order_by("user__username"),
+            )
+        )
         .get(pk=room_id)
     )
 

@@ -58,7 +58,7 @@ class RoomDetailSerializer(RoomSerializer):
     members = MemberSerializer(source="memberships", many=True, read_only=True)
 
     class Meta(RoomSerializer.Meta):
-        fields = RoomSerializer.Meta.fields + ["members"]
+        fields = [*RoomSerializer.Meta.fields, "members"]
 
 
 class HistoryQuerySerializer(serializers.Serializer):

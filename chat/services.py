@@ -16,7 +16,9 @@ class MessageCreateResult:
     created: bool  # False: a retry of an already stored client_id
 
 
-def message_create(*, room: Room, author, text: str, client_id: str | None = None) -> MessageCreateResult:
+def message_create(
+    *, room: Room, author, text: str, client_id: str | None = None
+) -> MessageCreateResult:
     """Store a message; a retry with the same client_id returns the stored one."""
     with transaction.atomic():
         # Lock the room row so a room's ids commit in id order: a reader paging with
@@ -52,7 +54,9 @@ def room_create(*, name: str, type: str, created_by) -> Room:
     return room
 
 
-def membership_add(*, room: Room, user, role: str = Membership.Role.MEMBER) -> tuple[Membership, bool]:
+def membership_add(
+    *, room: Room, user, role: str = Membership.Role.MEMBER
+) -> tuple[Membership, bool]:
     """Add `user` to `room`; returns (membership, created). Adding twice changes nothing."""
     return Membership.objects.get_or_create(room=room, user=user, defaults={"role": role})
 

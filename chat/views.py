@@ -67,7 +67,7 @@ class RoomDetailView(APIView):
 class RoomMessagesView(APIView):
     @extend_schema(parameters=[HistoryQuerySerializer], responses=MessagePageSerializer)
     def get(self, request: Request, room_id) -> Response:
-        """History, oldest first. `after=<id>` recovers what a client missed; `before=<id>` pages back."""
+        """History, oldest first: `after=<id>` recovers missed messages; `before=<id>` pages."""
         room = room_for_request(request, room_id)
         query = HistoryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -78,14 +78,19 @@ class RoomMessagesView(APIView):
 class RoomMembersView(APIView):
     @extend_schema(
         request=MemberAddSerializer,
-        responses={201: OpenApiResponse(description="added"), 200: OpenApiResponse(description="already a member")},
+        responses={
+            201: OpenApiResponse(description="added"),
+            200: OpenApiResponse(description="already a member"),
+        },
     )
     def post(self, request: Request, room_id) -> Response:
         """Add a user to the room (room admins only)."""
         room = room_for_admin(request, room_id)
         serializer = MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = get_object_or_404(get_user_model(), pk=serializer.validated_data["user_id"], is_active=True)
+        user = get_object_or_404(
+            get_user_model(), pk=serializer.validated_data["user_id"], is_active=True
+        )
         membership, created = services.membership_add(room=room, user=user)
         body = {"id": user.pk, "username": user.username, "role": membership.role}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -98,5 +103,7 @@ class RoomMemberView(APIView):
         room = room_for_admin(request, room_id)
         user = get_object_or_404(get_user_model(), pk=user_id)
         if not services.membership_remove(room=room, user=user):
-            return Response({"detail": "user is not a member of this room"}, status=status.HTTP_404_NOT_FOUND)
+            return Response(
+                {"detail": "user is not a member of this room"}, status=status.HTTP_404_NOT_FOUND
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)

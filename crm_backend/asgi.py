@@ -11,6 +11,9 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket_auth import JWTAuthMiddleware  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from crm_backend.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
+
+allow_protocol_close_codes()
 
 application = ProtocolTypeRouter(
     {

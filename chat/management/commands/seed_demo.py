@@ -34,7 +34,9 @@ class Command(BaseCommand):
             )
             for name in member_names:
                 role = Membership.Role.ADMIN if name == "admin" else Membership.Role.MEMBER
-                Membership.objects.get_or_create(room=room, user=users[name], defaults={"role": role})
+                Membership.objects.get_or_create(
+                    room=room, user=users[name], defaults={"role": role}
+                )
             self.stdout.write(f"{'created' if created else 'exists '} room {room.name} ({room.pk})")
 
     def ensure_user(self, username: str, first_name: str, last_name: str):

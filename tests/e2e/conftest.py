@@ -1,0 +1,42 @@
+import json
+import sqlite3
+import urllib.request
+
+import pytest
+
+from tests.e2e.server import DEMO_PASSWORD, seeded_server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One seeded daphne (SQLite file, in-memory layer) shared by the end-to-end tests."""
+    server = seeded_server(tmp_path_factory.mktemp("e2e"))
+    yield server
+    server.stop()
+
+
+def http_json(url: str, *, data: dict | None = None, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = json.dumps(data).encode() if data is not None else None
+    with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=10) as r:
+        return json.load(r)
+
+
+def login(server, username: str, password: str = DEMO_PASSWORD) -> str:
+    return http_json(
+        f"{server.http_url}/api/auth/token/", data={"username": username, "password": password}
+    )["access"]
+
+
+def room_id_by_name(server, token: str, name: str) -> str:
+    rooms = http_json(f"{server.http_url}/api/chat/rooms/", token=token)
+    return next(room["id"] for room in rooms if room["name"] == name)
+
+
+def query_db(server, sql: str, *params):
+    """Read the server's database directly: what was really stored."""
+    path = server.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as connection:
+        return connection.execute(sql, params).fetchall()

@@ -1,0 +1,351 @@
+"""ChatConsumer through the real ASGI app: rejections, chat, fan-out, storage."""
+
+import asyncio
+import json
+
+import pytest
+from django.db import DatabaseError
+
+from chat.models import Message
+from tests import factories
+from tests.ws import assert_rejected, joined, open_socket, room_path
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+UNKNOWN_ROOM = "/ws/chat/6f1c5a4e-0000-4000-8000-000000000000/"
+
+
+async def stored_count() -> int:
+    return await Message.objects.acount()
+
+
+async def test_chat_member_receives_connection_established(room, alice):
+    communicator = await open_socket(room_path(room), token=factories.access_token(alice))
+    frame = await communicator.receive_json_from()
+    assert frame == {
+        "type": "connection.established",
+        "room": {"id": str(room.pk), "name": "Chat - Gerência", "type": "community"},
+        "user": {"id": alice.pk, "username": "alice"},
+    }
+    await communicator.disconnect()
+
+
+async def test_chat_message_is_stored_then_broadcast_to_every_member(room, alice, bob):
+    sender = await joined(room_path(room), token=factories.access_token(alice))
+    receiver = await joined(room_path(room), token=factories.access_token(bob))
+
+    await sender.send_json_to(
+        {"type": "chat.message", "message": "Olá, equipe", "client_id": "c-1"}
+    )
+
+    echoed = await sender.receive_json_from()
+    received = await receiver.receive_json_from()
+    assert echoed == received
+    stored = await Message.objects.select_related("author").aget()
+    assert received["id"] == stored.id
+    assert received["message"] == stored.text == "Olá, equipe"
+    assert received["user"] == {"id": alice.pk, "username": "alice"}
+    assert received["room"] == str(room.pk)
+    assert received["client_id"] == "c-1"
+    assert received["created_at"].endswith("Z")
+    await sender.disconnect()
+    await receiver.disconnect()
+
+
+async def test_chat_tutorial_frame_with_only_message_is_a_chat_message(room, alice):
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.send_json_to({"message": "formato do tutorial"})
+    frame = await communicator.receive_json_from()
+    assert frame["type"] == "chat.message"
+    assert frame["message"] == "formato do tutorial"
+    assert await stored_count() == 1
+    await communicator.disconnect()
+
+
+async def test_chat_non_member_is_rejected_and_receives_nothing_of_the_room(room, alice, outsider):
+    member = await joined(room_path(room), token=factories.access_token(alice))
+    await member.send_json_to({"message": "antes"})
+    await member.receive_json_from()
+
+    intruder = await open_socket(room_path(room), token=factories.access_token(outsider))
+    # The very first frame is the refusal (no history, no established), then the close.
+    await assert_rejected(intruder, "not_a_member", 4403)
+    await member.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("make_token", "code"),
+    [
+        (lambda user: None, "authentication_required"),
+        (lambda user: "garbage", "token_invalid"),
+        (lambda user: "x" * 10_000, "token_invalid"),
+        (factories.token_signed_with_other_key, "token_invalid"),
+        (factories.unsigned_token, "token_invalid"),
+        (factories.refresh_token, "token_invalid"),
+        (factories.expired_access_token, "token_expired"),
+    ],
+    ids=["none", "garbage", "10kb", "other-key", "alg-none", "refresh", "expired"],
+)
+async def test_chat_bad_token_is_rejected_with_4401(room, alice, make_token, code):
+    communicator = await open_socket(room_path(room), token=make_token(alice))
+    await assert_rejected(communicator, code, 4401)
+
+
+async def test_chat_inactive_user_token_is_rejected(room, bob):
+    token = factories.access_token(bob)
+    bob.is_active = False
+    await bob.asave()
+    communicator = await open_socket(room_path(room), token=token)
+    await assert_rejected(communicator, "user_inactive", 4401)
+
+
+async def test_chat_deleted_user_token_is_rejected(room, bob):
+    token = factories.access_token(bob)
+    await bob.adelete()
+    communicator = await open_socket(room_path(room), token=token)
+    await assert_rejected(communicator, "token_invalid", 4401)
+
+
+async def test_chat_bearer_header_is_accepted_and_wins_over_query_token(room, alice):
+    communicator = await open_socket(
+        room_path(room), token="garbage", bearer=factories.access_token(alice)
+    )
+    frame = await communicator.receive_json_from()
+    assert frame["type"] == "connection.established"
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [UNKNOWN_ROOM, "/ws/chat/not-a-uuid/", "/ws/chat/123/"],
+    ids=["unknown-uuid", "malformed", "number"],
+)
+async def test_chat_unknown_or_malformed_room_is_4404(alice, path):
+    communicator = await open_socket(path, token=factories.access_token(alice))
+    await assert_rejected(communicator, "room_not_found", 4404)
+
+
+@pytest.mark.parametrize("path", ["/ws/", "/ws/other/", "/ws/chat/", "/ws/chat/teste/extra/"])
+async def test_unknown_websocket_path_is_4404(db, path):
+    communicator = await open_socket(path)
+    await assert_rejected(communicator, "room_not_found", 4404)
+
+
+async def test_chat_checks_authentication_before_room_existence(db):
+    """The first failing check is the one reported: no token beats an unknown room."""
+    communicator = await open_socket(UNKNOWN_ROOM)
+    await assert_rejected(communicator, "authentication_required", 4401)
+
+
+async def test_chat_foreign_origin_is_rejected_before_authentication(room, alice):
+    communicator = await open_socket(
+        room_path(room), token=factories.access_token(alice), origin="https://evil.example"
+    )
+    await assert_rejected(communicator, "origin_not_allowed", 4403)
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://localhost:3000", "http://127.0.0.1:8000", "http://localhost:8000"]
+)
+async def test_chat_allowed_origins_connect(room, alice, origin):
+    communicator = await joined(room_path(room), token=factories.access_token(alice), origin=origin)
+    await communicator.disconnect()
+
+
+async def test_chat_null_origin_is_refused_for_real_rooms(room, alice):
+    communicator = await open_socket(
+        room_path(room), token=factories.access_token(alice), origin="null"
+    )
+    await assert_rejected(communicator, "origin_not_allowed", 4403)
+
+
+async def test_chat_retry_with_same_client_id_is_stored_once_and_not_rebroadcast(room, alice, bob):
+    sender = await joined(room_path(room), token=factories.access_token(alice))
+    receiver = await joined(room_path(room), token=factories.access_token(bob))
+    frame = {"type": "chat.message", "message": "uma vez", "client_id": "retry-7"}
+
+    await sender.send_json_to(frame)
+    first = await sender.receive_json_from()
+    await receiver.receive_json_from()
+    await sender.send_json_to(frame)
+    again = await sender.receive_json_from()
+
+    assert again == first
+    assert await stored_count() == 1
+    assert await receiver.receive_nothing()
+    await sender.disconnect()
+    await receiver.disconnect()
+
+
+async def test_chat_same_client_id_from_another_author_is_a_new_message(room, alice, bob):
+    first = await joined(room_path(room), token=factories.access_token(alice))
+    second = await joined(room_path(room), token=factories.access_token(bob))
+    await first.send_json_to({"message": "a", "client_id": "same"})
+    await first.receive_json_from()
+    await second.receive_json_from()
+    await second.send_json_to({"message": "b", "client_id": "same"})
+    await second.receive_json_from()
+    assert await stored_count() == 2
+    await first.disconnect()
+    await second.disconnect()
+
+
+async def test_chat_storage_failure_answers_not_persisted_and_broadcasts_nothing(
+    room, alice, bob, monkeypatch
+):
+    def failing_store(**kwargs):
+        raise DatabaseError("disk I/O error")
+
+    monkeypatch.setattr("chat.consumers.message_create", failing_store)
+    sender = await joined(room_path(room), token=factories.access_token(alice))
+    receiver = await joined(room_path(room), token=factories.access_token(bob))
+
+    await sender.send_json_to({"message": "perdida?"})
+
+    error = await sender.receive_json_from()
+    assert error["type"] == "error"
+    assert error["code"] == "not_persisted"
+    assert await receiver.receive_nothing()
+    assert await stored_count() == 0
+    await sender.send_json_to({"type": "ping"})
+    assert await sender.receive_json_from() == {"type": "pong"}, "socket stays open"
+    await sender.disconnect()
+    await receiver.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_frame"),
+        ('"text"', "invalid_frame"),
+        ("{}", "invalid_frame"),
+        ('{"type": "chat.message", "message": 42}', "invalid_frame"),
+        ('{"type": "chat.message", "message": null}', "invalid_frame"),
+        ('{"message": "x", "client_id": 5}', "invalid_frame"),
+        ('{"message": "x", "client_id": "' + "c" * 65 + '"}', "invalid_frame"),
+        ('{"type": "chat.delete"}', "unknown_type"),
+        ('{"type": "chat_broadcast", "frame": "spoof"}', "unknown_type"),
+        ('{"message": ""}', "empty_message"),
+        ('{"message": "   \\n\\t "}', "empty_message"),
+        ('{"message": "' + "a" * 4001 + '"}', "message_too_long"),
+    ],
+)
+async def test_chat_bad_frame_gets_error_frame_and_socket_stays_open(room, alice, bob, text, code):
+    sender = await joined(room_path(room), token=factories.access_token(alice))
+    receiver = await joined(room_path(room), token=factories.access_token(bob))
+
+    await sender.send_to(text_data=text)
+
+    error = await sender.receive_json_from()
+    assert (error["type"], error["code"]) == ("error", code)
+    assert await receiver.receive_nothing()
+    assert await stored_count() == 0
+    await sender.send_json_to({"type": "ping"})
+    assert await sender.receive_json_from() == {"type": "pong"}
+    await sender.disconnect()
+    await receiver.disconnect()
+
+
+async def test_chat_message_of_exactly_the_limit_is_stored(room, alice):
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.send_json_to({"message": "a" * 4000})
+    frame = await communicator.receive_json_from()
+    assert frame["type"] == "chat.message"
+    assert len(frame["message"]) == 4000
+    await communicator.disconnect()
+
+
+async def test_chat_spoofed_identity_fields_are_ignored(room, alice, bob):
+    communicator = await joined(room_path(room), token=factories.access_token(bob))
+    await communicator.send_json_to(
+        {
+            "message": "sou eu",
+            "user": {"id": alice.pk, "username": "alice"},
+            "id": 999,
+            "room": "00000000-0000-0000-0000-000000000000",
+            "username": "alice",
+        }
+    )
+    frame = await communicator.receive_json_from()
+    assert frame["user"] == {"id": bob.pk, "username": "bob"}
+    assert frame["room"] == str(room.pk)
+    assert frame["id"] != 999
+    stored = await Message.objects.aget()
+    assert stored.author_id == bob.pk
+    await communicator.disconnect()
+
+
+async def test_chat_ping_answers_pong(room, alice):
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+async def test_chat_binary_frame_closes_with_1003(room, alice):
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.send_to(bytes_data=b"\x00\x01")
+    await assert_rejected(communicator, "binary_not_supported", 1003)
+
+
+async def test_chat_frame_over_limit_closes_with_1009_and_stores_nothing(room, alice):
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.send_to(text_data=json.dumps({"message": "a" * (200 * 1024)}))
+    await assert_rejected(communicator, "frame_too_big", 1009)
+    assert await stored_count() == 0
+
+
+async def test_chat_burst_is_rate_limited_then_closed_with_4429(room, alice, bob):
+    sender = await joined(room_path(room), token=factories.access_token(alice))
+    receiver = await joined(room_path(room), token=factories.access_token(bob))
+    for number in range(300):
+        await sender.send_json_to({"message": f"flood {number}"})
+
+    codes = []
+    while True:
+        output = await sender.receive_output(timeout=5)
+        if output["type"] == "websocket.close":
+            break
+        frame = json.loads(output["text"])
+        codes.append(frame.get("code", frame["type"]))
+    assert output["code"] == 4429
+    assert "rate_limited" in codes
+    assert codes[-1] == "rate_limited"
+    stored = await stored_count()
+    assert stored == codes.count("chat.message") < 300
+    delivered = 0
+    while not await receiver.receive_nothing(timeout=0.2):
+        delivered += 1
+        await receiver.receive_json_from()
+    assert delivered == stored, "only stored messages are broadcast"
+    await receiver.disconnect()
+
+
+async def test_chat_removed_member_socket_closes_with_4403(room, alice, bob):
+    from channels.db import database_sync_to_async
+
+    from chat.services import membership_remove
+
+    member = await joined(room_path(room), token=factories.access_token(bob))
+    admin = await joined(room_path(room), token=factories.access_token(alice))
+
+    await database_sync_to_async(membership_remove)(room=room, user=bob)
+
+    await assert_rejected(member, "removed_from_room", 4403)
+    assert await admin.receive_nothing(), "other members stay connected"
+    await admin.send_json_to({"type": "ping"})
+    assert await admin.receive_json_from() == {"type": "pong"}
+    await admin.disconnect()
+
+
+async def test_chat_messages_arrive_in_send_order(room, alice, bob):
+    sender = await joined(room_path(room), token=factories.access_token(alice))
+    receiver = await joined(room_path(room), token=factories.access_token(bob))
+    for number in range(20):
+        await sender.send_json_to({"message": f"m{number}"})
+    received = [await receiver.receive_json_from() for _ in range(20)]
+    assert [frame["message"] for frame in received] == [f"m{n}" for n in range(20)]
+    ids = [frame["id"] for frame in received]
+    assert ids == sorted(ids)
+    await asyncio.gather(sender.disconnect(), receiver.disconnect())
