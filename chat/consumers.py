@@ -12,11 +12,21 @@ from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from chat import events, protocol
+from chat import events, liveness, protocol
 from chat.access import room_for_connection
+from chat.ordering import room_sequence
 from chat.origin import origin_allowed
-from chat.protocol import CHAT_MESSAGE, PING, ClientFrame, FrameError, ProtocolError, Rejection
+from chat.protocol import (
+    CHAT_MESSAGE,
+    CHAT_SYNC,
+    PING,
+    ClientFrame,
+    FrameError,
+    ProtocolError,
+    Rejection,
+)
 from chat.ratelimit import TokenBucket
+from chat.selectors import message_list
 from chat.services import message_create
 
 logger = logging.getLogger(__name__)
@@ -24,6 +34,7 @@ logger = logging.getLogger(__name__)
 # What a channel layer raises when its backing service (Redis) is unreachable.
 CHANNEL_LAYER_ERRORS = (OSError, RedisError)
 ANONYMOUS_NAME = "anônimo"
+SYNC_PAGE_SIZE = 200
 
 
 class BaseChatConsumer(AsyncWebsocketConsumer):
@@ -83,8 +94,10 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         except ProtocolError as error:
             return await self.send_error(error.code, error.detail)
         if frame.type == PING:
-            return await self.send(text_data=protocol.pong_frame())
-        if frame.type == CHAT_MESSAGE and await self.within_rate_limit():
+            await self.send(text_data=protocol.pong_frame())
+        elif frame.type == CHAT_SYNC:
+            await self.handle_sync(frame)
+        elif await self.within_rate_limit():
             await self.handle_chat_message(frame)
 
     async def within_rate_limit(self) -> bool:
@@ -104,21 +117,13 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     async def handle_chat_message(self, frame: ClientFrame) -> None:
         raise NotImplementedError
 
+    async def handle_sync(self, frame: ClientFrame) -> None:
+        raise NotImplementedError
+
     async def chat_broadcast(self, event):
         """A frame for every socket of the room, already serialized by the sender."""
         if not self.closing:
             await self.send(text_data=event["frame"])
-
-    async def websocket_disconnect(self, message):
-        self.closing = True
-        if self.group_name:
-            try:
-                await self.channel_layer.group_discard(self.group_name, self.channel_name)
-            except CHANNEL_LAYER_ERRORS:
-                logger.warning(
-                    "could not leave group %s: channel layer unavailable", self.group_name
-                )
-        await super().websocket_disconnect(message)
 
     async def join_group(self, group_name: str) -> bool:
         try:
@@ -128,6 +133,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             await self.reject(Rejection.SERVICE_UNAVAILABLE)
             return False
         self.group_name = group_name
+        liveness.socket_opened(self)
         return True
 
     async def broadcast(self, frame: str) -> bool:
@@ -137,6 +143,30 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             logger.exception("channel layer unavailable while broadcasting to %s", self.group_name)
             return False
         return True
+
+    async def layer_lost(self) -> None:
+        """The watchdog found the channel layer down or wiped: this socket may be deaf."""
+        await self.reject(
+            Rejection.SERVICE_UNAVAILABLE,
+            "lost contact with the message bus; reconnect and recover with after=<last id>",
+            accepted=True,
+        )
+
+    async def going_away(self) -> None:
+        """The server is shutting down: close with 1001 so the client reconnects elsewhere."""
+        if not self.closing:
+            self.closing = True
+            await self.close(code=1001)
+
+    async def websocket_disconnect(self, message):
+        self.closing = True
+        liveness.socket_closed(self)
+        if self.group_name:
+            try:
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            except CHANNEL_LAYER_ERRORS:
+                logger.warning("could not leave %s: channel layer unavailable", self.group_name)
+        await super().websocket_disconnect(message)
 
 
 class ChatConsumer(BaseChatConsumer):
@@ -176,25 +206,33 @@ class ChatConsumer(BaseChatConsumer):
 
     async def handle_chat_message(self, frame: ClientFrame) -> None:
         try:
-            result = await database_sync_to_async(message_create)(
-                room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
-            )
+            async with room_sequence(self.room.pk):
+                result = await database_sync_to_async(message_create)(
+                    room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
+                )
+                rendered = protocol.dumps(protocol.message_payload(result.message))
+                delivered = not result.created or await self.broadcast(rendered)
         except DatabaseError:
-            logger.exception(
-                "message not stored: user=%s room=%s", self.user.username, self.room.pk
-            )
+            logger.exception("message not stored: user=%s room=%s", self.user, self.room.pk)
             return await self.send_error(
-                FrameError.NOT_PERSISTED,
-                "message was not stored; nobody received it; send it again",
+                FrameError.NOT_PERSISTED, "message was not stored and nobody received it; resend"
             )
-        rendered = protocol.dumps(protocol.message_payload(result.message))
         if not result.created:
-            return await self.send(text_data=rendered)  # a retry: acknowledge it to the sender only
-        if not await self.broadcast(rendered):
+            await self.send(text_data=rendered)  # a retry: acknowledge it to the sender only
+        elif not delivered:
             # Stored but not delivered: acknowledge it, then make the client reconnect and
             # recover the room with `after=` once the channel layer is back.
             await self.send(text_data=rendered)
             await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
+
+    async def handle_sync(self, frame: ClientFrame) -> None:
+        """`chat.sync`: the messages after an id, as `chat.history` (one page of up to 200)."""
+        try:
+            page = await database_sync_to_async(_history_after)(self.room, frame.after)
+        except DatabaseError:
+            logger.exception("history unavailable: room=%s", self.room.pk)
+            return await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
+        await self.send(text_data=page)
 
     async def member_removed(self, event):
         """A room admin removed a member: that member's sockets to this room close."""
@@ -207,9 +245,7 @@ class TestChatConsumer(BaseChatConsumer):
 
     async def connect(self):
         if not settings.CHAT_PUBLIC_TEST_ROOM:
-            return await self.reject(
-                Rejection.ROOM_NOT_FOUND, "the public test room is switched off"
-            )
+            return await self.reject(Rejection.ROOM_NOT_FOUND, "the public test room is off")
         if not origin_allowed(self.scope, public_room=True):
             return await self.reject(Rejection.ORIGIN_NOT_ALLOWED)
         self.display_name = _query_display_name(self.scope) or ANONYMOUS_NAME
@@ -238,12 +274,21 @@ class TestChatConsumer(BaseChatConsumer):
         if not await self.broadcast(rendered):
             await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
 
+    async def handle_sync(self, frame: ClientFrame) -> None:
+        await self.send(text_data=protocol.history_frame([], has_more=False))
+
 
 class NotFoundConsumer(BaseChatConsumer):
     """Any other path under /ws/: a clear 4404 instead of a routing error."""
 
     async def connect(self):
         await self.reject(Rejection.ROOM_NOT_FOUND, "no chat endpoint at this path")
+
+
+def _history_after(room, after: int) -> str:
+    page = message_list(room=room, after=after, limit=SYNC_PAGE_SIZE)
+    messages = [protocol.message_payload(message) for message in page.results]
+    return protocol.history_frame(messages, has_more=page.has_more)
 
 
 def _utf8_length(text: str) -> int:

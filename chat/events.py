@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 PUBLIC_ROOM_GROUP = "chat.public.teste"
 
@@ -26,6 +30,11 @@ def member_removed_event(user_id: int) -> dict:
 
 def notify_member_removed(room_id: uuid.UUID, user_id: int) -> None:
     """Close the removed member's sockets to the room, on every server process."""
-    async_to_sync(get_channel_layer().group_send)(
-        room_group_name(room_id), member_removed_event(user_id)
-    )
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            room_group_name(room_id), member_removed_event(user_id)
+        )
+    except (OSError, RedisError):
+        # The membership is gone either way; when the layer is down the liveness watchdog
+        # closes every socket, and the removed member can no longer reconnect.
+        logger.exception("could not notify sockets of removal: room=%s user=%s", room_id, user_id)

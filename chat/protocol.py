@@ -109,7 +109,8 @@ class ProtocolError(Exception):
 MAX_CLIENT_ID_LENGTH = 64
 CHAT_MESSAGE = "chat.message"
 PING = "ping"
-CLIENT_TYPES = frozenset({CHAT_MESSAGE, PING})
+CHAT_SYNC = "chat.sync"
+CLIENT_TYPES = frozenset({CHAT_MESSAGE, PING, CHAT_SYNC})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +119,7 @@ class ClientFrame:
     message: str = ""
     client_id: str | None = None
     username: str | None = None
+    after: int | None = None
 
 
 def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
@@ -140,6 +142,8 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
         )
     if frame_type == PING:
         return ClientFrame(type=PING)
+    if frame_type == CHAT_SYNC:
+        return ClientFrame(type=CHAT_SYNC, after=_sync_cursor(data))
     return ClientFrame(
         type=CHAT_MESSAGE,
         message=_message_text(data, max_message_length),
@@ -173,6 +177,15 @@ def _client_id(data: dict[str, Any]) -> str | None:
     return client_id
 
 
+def _sync_cursor(data: dict[str, Any]) -> int:
+    after = data.get("after", 0)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 0:
+        raise ProtocolError(
+            FrameError.INVALID_FRAME, "'after' must be a message id (an integer >= 0)"
+        )
+    return after
+
+
 def _display_name(data: dict[str, Any]) -> str | None:
     username = data.get("username")
     if isinstance(username, str) and username.strip():
@@ -194,6 +207,10 @@ def pong_frame() -> str:
 
 def connection_established_frame(*, room: dict[str, Any], user: dict[str, Any]) -> str:
     return dumps({"type": "connection.established", "room": room, "user": user})
+
+
+def history_frame(messages: list[dict[str, Any]], *, has_more: bool) -> str:
+    return dumps({"type": "chat.history", "messages": messages, "has_more": has_more})
 
 
 def user_payload(user_id: int | None, username: str) -> dict[str, Any]:

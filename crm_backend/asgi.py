@@ -10,10 +10,12 @@ django_asgi_app = get_asgi_application()  # sets Django up before consumers impo
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.websocket_auth import JWTAuthMiddleware  # noqa: E402
+from chat.liveness import install_shutdown_hook  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from crm_backend.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
 
 allow_protocol_close_codes()
+install_shutdown_hook()  # SIGTERM closes sockets with 1001
 
 application = ProtocolTypeRouter(
     {

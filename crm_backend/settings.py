@@ -113,21 +113,42 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # --- Channel layer: in-memory (one process) unless REDIS_URL is set.
+# With Redis the default is RedisPubSubChannelLayer: a group_send is one PUBLISH that each
+# server process receives once and fans out locally, there are no per-channel queues to fill
+# up (RedisChannelLayer drops group messages silently when a queue is full) and no group
+# expiry. README "Scaling out" explains the choice; REDIS_CHANNEL_LAYER=core selects
+# RedisChannelLayer, whose group membership the consumers then refresh (see chat.liveness).
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="crm_chat")
+CHANNEL_LAYER_GROUP_EXPIRY = env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400)
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": CHANNEL_LAYER_PREFIX,
-                "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
-                "expiry": 60,
-                "group_expiry": env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400),
-            },
-        }
+    _redis_host = {
+        "address": REDIS_URL,
+        # Fail fast when Redis is down instead of hanging a handshake or a send.
+        "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=2.0),
+        "socket_keepalive": True,
     }
+    if REDIS_CHANNEL_LAYER == "core":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": [{**_redis_host, "socket_timeout": 5.0}],
+                    "prefix": CHANNEL_LAYER_PREFIX,
+                    "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                    "expiry": 60,
+                    "group_expiry": CHANNEL_LAYER_GROUP_EXPIRY,
+                },
+            }
+        }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [_redis_host], "prefix": CHANNEL_LAYER_PREFIX},
+            }
+        }
 else:
     CHANNEL_LAYERS = {
         "default": {
@@ -135,6 +156,10 @@ else:
             "CONFIG": {"capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000)},
         }
     }
+# How often each server process checks its channel layer (and refreshes group membership);
+# on a failure or a Redis restart its sockets are closed with 1013 so clients reconnect and
+# recover what they missed with `after=`.
+CHAT_LAYER_CHECK_SECONDS = env.float("CHAT_LAYER_CHECK_SECONDS", default=5.0)
 
 # --- REST API
 REST_FRAMEWORK = {

@@ -31,3 +31,9 @@ def outsider(db):
 def room(alice, bob):
     """A room where alice is the admin and bob a member; `outsider` is not in it."""
     return make_room(admins=[alice], members=[bob], name="Chat - Gerência", type="community")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """Hashing passwords is most of a test's time; tests don't need it to be slow."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

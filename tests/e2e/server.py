@@ -90,6 +90,11 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies without closing anything."""
+        self.process.kill()
+        self.process.wait()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -112,11 +117,20 @@ def server_env(tmp_dir: Path, **overrides: str) -> dict:
     return env
 
 
-def seeded_server(tmp_dir: Path, **overrides: str) -> Server:
-    """Migrate and seed a fresh SQLite file database, then start daphne on it."""
+def prepared_env(tmp_dir: Path, **overrides: str) -> dict:
+    """Environment for servers on a migrated, seeded database (SQLite file unless overridden)."""
     env = server_env(tmp_dir, **overrides)
     manage(env, "migrate", "--noinput", "-v0")
     manage(env, "seed_demo")
-    server = Server(port=free_port(), env=env, log_path=tmp_dir / "daphne.log")
+    return env
+
+
+def start_server(env: dict, log_path: Path) -> Server:
+    server = Server(port=free_port(), env=env, log_path=log_path)
     server.start()
     return server
+
+
+def seeded_server(tmp_dir: Path, **overrides: str) -> Server:
+    """Migrate and seed a fresh database, then start daphne on it."""
+    return start_server(prepared_env(tmp_dir, **overrides), tmp_dir / "daphne.log")

@@ -1,0 +1,153 @@
+"""Keeps a server process's open sockets honest about the channel layer.
+
+A socket that stays open while it can no longer receive its room's messages is worse than a
+closed one: the client believes it is live. One watchdog task per process (per event loop)
+checks the channel layer every CHAT_LAYER_CHECK_SECONDS with a real round trip and, on Redis,
+watches the server's run_id. When the layer fails or Redis restarted (its memory wiped),
+every chat socket of this process is closed with `service_unavailable` / 1013: clients
+reconnect and recover what they missed with `after=`. On RedisChannelLayer the same loop
+refreshes group membership, so a long-lived socket never falls out of its group by expiry.
+
+It also closes every socket with 1001 when daphne shuts down (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import weakref
+from typing import Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+ROUND_TRIP_TIMEOUT_SECONDS = 3.0
+
+
+class LiveSocket(Protocol):
+    group_name: str | None
+    channel_name: str
+
+    async def layer_lost(self) -> None: ...
+
+    async def going_away(self) -> None: ...
+
+
+_open_sockets: weakref.WeakSet = weakref.WeakSet()
+_watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+def socket_opened(socket: LiveSocket) -> None:
+    _open_sockets.add(socket)
+    if settings.REDIS_URL:
+        _ensure_watchdog()
+
+
+def socket_closed(socket: LiveSocket) -> None:
+    _open_sockets.discard(socket)
+
+
+def open_socket_count() -> int:
+    return len(_open_sockets)
+
+
+def _ensure_watchdog() -> None:
+    loop = asyncio.get_running_loop()
+    task = _watchdogs.get(loop)
+    if task is None or task.done():
+        _watchdogs[loop] = loop.create_task(LayerWatchdog().run())
+
+
+class LayerWatchdog:
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.redis_run_id: str | None = None
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(settings.CHAT_LAYER_CHECK_SECONDS)
+            try:
+                await self.check_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("channel layer watchdog failed")
+
+    async def check_once(self) -> None:
+        problem = await self.layer_problem()
+        if problem is None:
+            await self.refresh_groups()
+            return
+        sockets = list(_open_sockets)
+        logger.error("channel layer %s: closing %d sockets with 1013", problem, len(sockets))
+        self.channel = None
+        await asyncio.gather(*(socket.layer_lost() for socket in sockets), return_exceptions=True)
+
+    async def layer_problem(self) -> str | None:
+        try:
+            await asyncio.wait_for(self.round_trip(), ROUND_TRIP_TIMEOUT_SECONDS)
+            run_id = await asyncio.wait_for(redis_run_id(), ROUND_TRIP_TIMEOUT_SECONDS)
+        except Exception as error:
+            return f"unavailable ({type(error).__name__}: {error})"
+        restarted = self.redis_run_id is not None and run_id != self.redis_run_id
+        self.redis_run_id = run_id
+        return "restarted (Redis run_id changed; its groups are gone)" if restarted else None
+
+    async def round_trip(self) -> None:
+        if self.channel is None:
+            self.channel = await self.layer.new_channel("liveness.")
+        await self.layer.send(self.channel, {"type": "liveness.check"})
+        await self.layer.receive(self.channel)
+
+    async def refresh_groups(self) -> None:
+        """RedisChannelLayer forgets group members after group_expiry: add them again."""
+        if not hasattr(self.layer, "group_expiry"):
+            return
+        for socket in list(_open_sockets):
+            if socket.group_name:
+                await self.layer.group_add(socket.group_name, socket.channel_name)
+
+
+async def redis_run_id() -> str | None:
+    """The Redis server's run_id: it changes when Redis restarts and loses its state."""
+    if not settings.REDIS_URL:
+        return None
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        return (await client.info("server"))["run_id"]
+    finally:
+        await client.aclose()
+
+
+def close_all_going_away():
+    """Before daphne stops (SIGTERM): close every socket with 1001 so clients reconnect."""
+    sockets = list(_open_sockets)
+    if not sockets:
+        return None
+    logger.info("shutting down: closing %d sockets with 1001", len(sockets))
+
+    async def close_them() -> None:
+        await asyncio.gather(*(s.going_away() for s in sockets), return_exceptions=True)
+        await asyncio.sleep(0.2)  # let the close frames leave before the reactor stops
+
+    from twisted.internet import defer
+
+    return defer.Deferred.fromFuture(asyncio.ensure_future(close_them()))
+
+
+def install_shutdown_hook() -> None:
+    """Register close_all_going_away with the Twisted reactor daphne runs on, if any."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return  # not under daphne; importing the reactor here would install the wrong one
+    from twisted.internet import reactor
+
+    if getattr(reactor, "_chat_shutdown_hook", False):
+        return
+    reactor.addSystemEventTrigger("before", "shutdown", close_all_going_away)
+    reactor._chat_shutdown_hook = True

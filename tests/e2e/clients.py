@@ -1,0 +1,75 @@
+"""A small real WebSocket chat client for end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import websockets
+
+from tests.e2e.conftest import http_json
+
+
+class ChatClient:
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.established: dict | None = None
+
+    @classmethod
+    async def connect(cls, server, room_id: str, token: str) -> ChatClient:
+        ws = await websockets.connect(f"{server.ws_url}/ws/chat/{room_id}/?token={token}")
+        client = cls(ws)
+        client.established = await client.next_frame()
+        assert client.established["type"] == "connection.established", client.established
+        return client
+
+    async def next_frame(self, timeout: float = 5.0) -> dict:
+        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+
+    async def next_message(self, timeout: float = 5.0) -> dict:
+        while True:
+            frame = await self.next_frame(timeout)
+            if frame["type"] == "chat.message":
+                return frame
+            assert frame["type"] != "error", frame
+
+    async def send_message(self, text: str, client_id: str | None = None) -> None:
+        frame = {"type": "chat.message", "message": text}
+        if client_id:
+            frame["client_id"] = client_id
+        await self.ws.send(json.dumps(frame))
+
+    async def sync(self, after: int) -> dict:
+        await self.ws.send(json.dumps({"type": "chat.sync", "after": after}))
+        while True:
+            frame = await self.next_frame()
+            if frame["type"] == "chat.history":
+                return frame
+
+    async def closed_with(self, timeout: float = 10.0) -> tuple[dict | None, int | None]:
+        """Read until the server closes: the last error frame and the close code."""
+        error = None
+        try:
+            while True:
+                frame = await self.next_frame(timeout)
+                if frame["type"] == "error":
+                    error = frame
+        except websockets.ConnectionClosed as closed:
+            return error, closed.rcvd.code if closed.rcvd else None
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+def history_after(server, token: str, room_id: str, after: int) -> list[dict]:
+    """Every message after `after`, following `has_more` (what a reconnecting client does)."""
+    messages = []
+    while True:
+        page = http_json(
+            f"{server.http_url}/api/chat/rooms/{room_id}/messages/?after={after}&limit=200",
+            token=token,
+        )
+        messages += page["results"]
+        if not page["has_more"]:
+            return messages
+        after = page["results"][-1]["id"]

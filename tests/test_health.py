@@ -1,0 +1,42 @@
+"""GET /healthz: 200 when the database and the channel layer answer, 503 when one does not."""
+
+import pytest
+from django.test import Client
+
+CLOSED_REDIS_PORT = "redis://127.0.0.1:1/0"
+
+
+@pytest.mark.django_db
+def test_healthz_is_ok_when_database_and_channel_layer_answer():
+    response = Client().get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_when_the_channel_layer_is_down(settings):
+    """A Redis layer on a port where nothing listens: the round trip really fails."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [CLOSED_REDIS_PORT]},
+        }
+    }
+
+    response = Client().get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["channel_layer"] == "down"
+    assert body["database"] == "ok"
+    assert body["status"] != "ok"
+
+
+@pytest.mark.django_db
+def test_healthz_needs_no_token():
+    """Load balancers probe it without credentials."""
+    response = Client().get("/healthz", HTTP_AUTHORIZATION="Bearer not-a-jwt")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"

@@ -1,0 +1,176 @@
+"""Reads: room_list_for_user, room_detail, last_messages and message_list, called directly."""
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from chat import selectors
+from chat.models import Message
+from tests.factories import make_room, make_user
+
+
+def add_messages(room, author, count: int) -> list[int]:
+    """Store `count` more messages in `room`; returns the ids of all its messages, oldest first."""
+    Message.objects.bulk_create(
+        Message(room=room, author=author, text=f"m{n}") for n in range(count)
+    )
+    return list(Message.objects.filter(room=room).order_by("id").values_list("id", flat=True))
+
+
+# --- room_list_for_user
+
+
+def test_room_list_for_user_counts_every_member_not_the_join(alice, bob, outsider):
+    """Filtering on the user's membership must not shrink member_count to 1."""
+    carol = make_user("carol")
+    team = make_room(admins=[alice], members=[bob, carol], name="Equipe")
+    make_room(admins=[outsider], name="Alheia")
+
+    rooms = list(selectors.room_list_for_user(user=bob))
+
+    assert [(room.pk, room.member_count) for room in rooms] == [(team.pk, 3)]
+
+
+def test_room_list_for_user_counts_each_room_separately(alice, bob, outsider):
+    big = make_room(admins=[alice], members=[bob, outsider], name="A")
+    small = make_room(admins=[alice], name="B")
+
+    counts = {room.pk: room.member_count for room in selectors.room_list_for_user(user=alice)}
+
+    assert counts == {big.pk: 3, small.pk: 1}
+
+
+def test_room_list_for_user_lists_each_room_once_sorted_by_name(alice, bob):
+    make_room(admins=[alice], members=[bob], name="Zeta")
+    make_room(admins=[alice], members=[bob], name="Alfa")
+
+    names = [room.name for room in selectors.room_list_for_user(user=alice)]
+
+    assert names == ["Alfa", "Zeta"]
+
+
+@pytest.mark.parametrize("who", ["inactive", "anonymous"])
+def test_room_list_for_user_is_empty_without_an_active_user(db, who):
+    sleeper = make_user(is_active=False)
+    make_room(members=[sleeper])
+    user = sleeper if who == "inactive" else AnonymousUser()
+
+    assert list(selectors.room_list_for_user(user=user)) == []
+
+
+def test_room_detail_loads_members_and_count(room, alice, bob):
+    detail = selectors.room_detail(user=bob, room_id=room.pk)
+
+    assert detail.member_count == 2
+    assert [(m.user.username, m.role) for m in detail.memberships.all()] == [
+        ("alice", "admin"),
+        ("bob", "member"),
+    ]
+
+
+def test_last_messages_maps_each_room_to_its_newest(alice):
+    first = make_room(admins=[alice], name="A")
+    second = make_room(admins=[alice], name="B")
+    empty = make_room(admins=[alice], name="C")
+    not_asked = make_room(admins=[alice], name="D")
+    Message.objects.create(room=first, author=alice, text="a1")
+    newest_second = Message.objects.create(room=second, author=alice, text="b1")
+    newest_first = Message.objects.create(room=first, author=alice, text="a2")
+    Message.objects.create(room=not_asked, author=alice, text="d1")
+
+    latest = selectors.last_messages(rooms=[first, second, empty])
+
+    assert {room_id: message.pk for room_id, message in latest.items()} == {
+        first.pk: newest_first.pk,
+        second.pk: newest_second.pk,
+    }
+
+
+# --- message_list
+
+
+def test_message_list_latest_page_is_oldest_first(room, alice):
+    ids = add_messages(room, alice, 5)
+
+    page = selectors.message_list(room=room, limit=3)
+
+    assert [message.pk for message in page.results] == ids[-3:]
+    assert page.has_more is True
+
+
+def test_message_list_whole_history_has_no_more(room, alice):
+    ids = add_messages(room, alice, 3)
+
+    page = selectors.message_list(room=room, limit=3)
+
+    assert [message.pk for message in page.results] == ids
+    assert page.has_more is False
+
+
+def test_message_list_ignores_other_rooms(room, alice):
+    other = make_room(admins=[alice], name="Outra")
+    add_messages(other, alice, 2)
+    ids = add_messages(room, alice, 2)
+    add_messages(other, alice, 2)
+
+    page = selectors.message_list(room=room)
+
+    assert [message.pk for message in page.results] == ids
+    assert {message.room_id for message in page.results} == {room.pk}
+
+
+@pytest.mark.parametrize(
+    ("before_index", "limit", "expected", "has_more"),
+    [
+        (10, 3, slice(7, 10), True),
+        (3, 3, slice(0, 3), False),
+        (2, 3, slice(0, 2), False),
+        (0, 3, slice(0, 0), False),
+    ],
+)
+def test_message_list_before_pages_back(room, alice, before_index, limit, expected, has_more):
+    ids = add_messages(room, alice, 12)
+
+    page = selectors.message_list(room=room, before=ids[before_index], limit=limit)
+
+    assert [message.pk for message in page.results] == ids[expected]
+    assert page.has_more is has_more
+
+
+@pytest.mark.parametrize(
+    ("after_index", "limit", "expected", "has_more"),
+    [
+        (None, 4, slice(0, 4), True),
+        (3, 4, slice(4, 8), True),
+        (7, 4, slice(8, 12), False),
+        (9, 4, slice(10, 12), False),
+        (11, 4, slice(12, 12), False),
+    ],
+)
+def test_message_list_after_pages_forward(room, alice, after_index, limit, expected, has_more):
+    ids = add_messages(room, alice, 12)
+    after = 0 if after_index is None else ids[after_index]
+
+    page = selectors.message_list(room=room, after=after, limit=limit)
+
+    assert [message.pk for message in page.results] == ids[expected]
+    assert page.has_more is has_more
+
+
+def test_message_list_before_and_after_give_the_window_between(room, alice):
+    ids = add_messages(room, alice, 10)
+
+    page = selectors.message_list(room=room, after=ids[2], before=ids[6], limit=50)
+
+    assert [message.pk for message in page.results] == ids[3:6]
+    assert page.has_more is False
+
+
+def test_message_list_loads_authors_in_the_same_query(room, alice, bob, django_assert_num_queries):
+    Message.objects.create(room=room, author=alice, text="a")
+    Message.objects.create(room=room, author=bob, text="b")
+
+    with django_assert_num_queries(1):
+        page = selectors.message_list(room=room)
+        names = [message.author.username for message in page.results]
+
+    assert names == ["alice", "bob"]
