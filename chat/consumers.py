@@ -42,6 +42,18 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
 
     group_name: str | None = None
 
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except CHANNEL_LAYER_ERRORS:
+            if hasattr(self, "channel_receive"):
+                logger.warning("channel layer lost under an open socket: %s", scope["path"])
+                return
+            # Channels asks the layer for a channel name before the handshake; when Redis is
+            # down that fails, and without this the client would get an HTTP 500.
+            logger.error("channel layer unavailable; refusing %s with 1013", scope["path"])
+            await _refuse_handshake(receive, send, Rejection.SERVICE_UNAVAILABLE)
+
     async def websocket_connect(self, message):
         self.closing = False
         self.rate_limit = TokenBucket(
@@ -283,6 +295,20 @@ class NotFoundConsumer(BaseChatConsumer):
 
     async def connect(self):
         await self.reject(Rejection.ROOM_NOT_FOUND, "no chat endpoint at this path")
+
+
+async def _refuse_handshake(receive, send, rejection: Rejection) -> None:
+    """Reject a handshake at the raw ASGI level, still with a reason the client can read."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send(
+        {
+            "type": "websocket.send",
+            "text": protocol.error_frame(rejection, rejection.default_detail),
+        }
+    )
+    await send({"type": "websocket.close", "code": int(rejection.close_code)})
 
 
 def _history_after(room, after: int) -> str:

@@ -99,7 +99,9 @@ class LayerWatchdog:
 
     async def round_trip(self) -> None:
         if self.channel is None:
-            self.channel = await self.layer.new_channel("liveness.")
+            # The default prefix matters: RedisChannelLayer reads all of a process's channels
+            # from one list per prefix, so a custom prefix would wait behind the consumers'.
+            self.channel = await self.layer.new_channel()
         await self.layer.send(self.channel, {"type": "liveness.check"})
         await self.layer.receive(self.channel)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -22,9 +23,15 @@ from tests.e2e.server import free_port
 
 SHARED_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHARED_POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-PG_BIN = Path("/usr/lib/postgresql") / (
-    sorted(os.listdir("/usr/lib/postgresql"))[-1] if Path("/usr/lib/postgresql").exists() else "x"
-) / "bin"
+PG_BIN = (
+    Path("/usr/lib/postgresql")
+    / (
+        sorted(os.listdir("/usr/lib/postgresql"))[-1]
+        if Path("/usr/lib/postgresql").exists()
+        else "x"
+    )
+    / "bin"
+)
 
 
 def unavailable(what: str) -> None:
@@ -86,9 +93,21 @@ class ThrowawayRedis:
             unavailable("redis-server binary")
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(lambda: redis.Redis(port=self.port, socket_connect_timeout=0.5).ping())
         return self
@@ -102,25 +121,29 @@ class ThrowawayRedis:
 class ThrowawayPostgres:
     """A PostgreSQL cluster of our own (initdb in a temp dir, own port), stoppable."""
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.data = directory / "data"
+    def __init__(self) -> None:
+        # Not under pytest's tmp_path: the postgres user must be able to reach the directory.
+        self.directory = Path(tempfile.mkdtemp(prefix="crm_chat_pg_"))
+        self.data = self.directory / "data"
         self.port = free_port()
 
     @property
     def url(self) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, *args: str) -> None:
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _run(self, *args: str, check: bool = True) -> None:
         command = [str(PG_BIN / args[0]), *args[1:]]
         if os.geteuid() == 0:  # PostgreSQL refuses to run as root
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=60)
+        subprocess.run(command, check=check, capture_output=True, timeout=60)
 
     def init(self) -> ThrowawayPostgres:
         if not (PG_BIN / "initdb").exists():
             unavailable("PostgreSQL server binaries")
-        self.directory.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.directory, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
@@ -128,13 +151,20 @@ class ThrowawayPostgres:
 
     def start(self) -> ThrowawayPostgres:
         self._run(
-            "pg_ctl", "-D", str(self.data), "-w", "-l", str(self.directory / "pg.log"),
-            "-o", f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1", "start",
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-l",
+            str(self.directory / "pg.log"),
+            "-o",
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1",
+            "start",
         )
         return self
 
     def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop", check=False)
 
 
 def wait_until(check, timeout: float = 15.0, interval: float = 0.1):

@@ -84,8 +84,10 @@ async def test_cluster_public_room_crosses_processes(cluster):
     import websockets
 
     a, b = cluster
-    async with websockets.connect(f"{a.ws_url}/ws/chat/teste/") as on_a, \
-            websockets.connect(f"{b.ws_url}/ws/chat/teste/") as on_b:
+    async with (
+        websockets.connect(f"{a.ws_url}/ws/chat/teste/") as on_a,
+        websockets.connect(f"{b.ws_url}/ws/chat/teste/") as on_b,
+    ):
         await on_a.recv()
         await on_b.recv()
         await on_a.send(json.dumps({"message": "público entre processos"}))
@@ -102,15 +104,17 @@ async def test_cluster_removed_member_is_closed_on_the_other_process(cluster):
 
     request = urllib.request.Request(
         f"{a.http_url}/api/chat/rooms/{room}/members/{joao_id}/",
-        method="DELETE", headers={"Authorization": f"Bearer {admin}"},
+        method="DELETE",
+        headers={"Authorization": f"Bearer {admin}"},
     )
     assert urllib.request.urlopen(request, timeout=5).status == 204
 
     error, code = await joao_on_b.closed_with()
     assert (error["code"], code) == ("removed_from_room", 4403)
 
-    added = http_json(f"{a.http_url}/api/chat/rooms/{room}/members/",
-                      data={"user_id": joao_id}, token=admin)
+    added = http_json(
+        f"{a.http_url}/api/chat/rooms/{room}/members/", data={"user_id": joao_id}, token=admin
+    )
     assert added["id"] == joao_id
     again = await ChatClient.connect(b, room, joao)  # adding lets them connect at once
     await again.close()
@@ -127,10 +131,14 @@ async def test_cluster_concurrent_senders_everyone_sees_history_order(cluster):
     per_sender, senders = 40, ["admin", "maria", "joao", "ana"]
     expected_total = per_sender * len(senders)
 
-    receivers = [await ChatClient.connect(a, room, token["carlos"]),
-                 await ChatClient.connect(b, room, token["fernanda"])]
-    sending = [await ChatClient.connect(a if i % 2 == 0 else b, room, token[name])
-               for i, name in enumerate(senders)]
+    receivers = [
+        await ChatClient.connect(a, room, token["carlos"]),
+        await ChatClient.connect(b, room, token["fernanda"]),
+    ]
+    sending = [
+        await ChatClient.connect(a if i % 2 == 0 else b, room, token[name])
+        for i, name in enumerate(senders)
+    ]
 
     async def send_all(client, name):
         for number in range(per_sender):
@@ -151,7 +159,8 @@ async def test_cluster_concurrent_senders_everyone_sees_history_order(cluster):
         return seen
 
     results = await asyncio.gather(
-        *(receive_all(r) for r in receivers), poll_after(),
+        *(receive_all(r) for r in receivers),
+        poll_after(),
         *(send_all(c, n) for c, n in zip(sending, senders, strict=True)),
     )
     stored = [m["id"] for m in history_after(a, token["admin"], room, start_after)]
@@ -220,7 +229,9 @@ async def test_cluster_sigkill_of_one_process_loses_nothing(own_cluster):
 async def test_server_sigterm_closes_sockets_with_1001(tmp_path):
     server = seeded_server(tmp_path)
     token = login(server, "admin")
-    client = await ChatClient.connect(server, room_id_by_name(server, token, "Chat - Gerência"), token)
+    client = await ChatClient.connect(
+        server, room_id_by_name(server, token, "Chat - Gerência"), token
+    )
     server.process.send_signal(signal.SIGTERM)
     _, code = await client.closed_with()
     server.process.wait(timeout=15)
@@ -230,8 +241,11 @@ async def test_server_sigterm_closes_sockets_with_1001(tmp_path):
 async def test_core_layer_socket_outlives_group_expiry(tmp_path):
     """RedisChannelLayer forgets group members after group_expiry; the watchdog re-adds them."""
     server = seeded_server(
-        tmp_path, REDIS_URL=require_shared_redis(), CHANNEL_LAYER_PREFIX=unique_prefix(),
-        REDIS_CHANNEL_LAYER="core", CHANNEL_LAYER_GROUP_EXPIRY="2",
+        tmp_path,
+        REDIS_URL=require_shared_redis(),
+        CHANNEL_LAYER_PREFIX=unique_prefix(),
+        REDIS_CHANNEL_LAYER="core",
+        CHANNEL_LAYER_GROUP_EXPIRY="2",
         CHAT_LAYER_CHECK_SECONDS="0.5",
     )
     try:
