@@ -11,6 +11,8 @@ validation (signature, algorithm, expiry, token type, user exists and is active)
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -51,45 +53,62 @@ def _refusal_for_invalid_token(raw_token: str) -> Rejection:
     return Rejection.TOKEN_INVALID  # genuine but wrong type, e.g. a refresh token
 
 
-def authenticate_token(raw_token: str):
-    """Return ``(user, None)`` for a good access token, else ``(AnonymousUser, Rejection)``."""
+@dataclass(frozen=True, slots=True)
+class TokenCheck:
+    """What a token says: the user, or why it is refused; and when it expires."""
+
+    user: Any
+    refusal: Rejection | None = None
+    expires_at: float | None = None  # epoch seconds of the access token's `exp`
+
+
+def authenticate_token(raw_token: str) -> TokenCheck:
+    """Validate an access token exactly as the REST API does."""
     if len(raw_token) > MAX_TOKEN_LENGTH:
-        return AnonymousUser(), Rejection.TOKEN_INVALID
+        return TokenCheck(AnonymousUser(), Rejection.TOKEN_INVALID)
     authentication = JWTAuthentication()
     try:
         validated = authentication.get_validated_token(raw_token.encode("latin-1", "replace"))
     except AuthenticationFailed:
-        return AnonymousUser(), _refusal_for_invalid_token(raw_token)
+        return TokenCheck(AnonymousUser(), _refusal_for_invalid_token(raw_token))
     try:
         user = authentication.get_user(validated)
     except AuthenticationFailed as error:
         # simplejwt puts its machine code in the detail dict: {"detail": ..., "code": ...}
         if str(error.detail.get("code", "")) == "user_inactive":
-            return AnonymousUser(), Rejection.USER_INACTIVE
-        return AnonymousUser(), Rejection.TOKEN_INVALID
-    return user, None
+            return TokenCheck(AnonymousUser(), Rejection.USER_INACTIVE)
+        return TokenCheck(AnonymousUser(), Rejection.TOKEN_INVALID)
+    return TokenCheck(user, expires_at=float(validated["exp"]))
 
 
 class JWTAuthMiddleware:
-    """Sets ``scope["user"]`` (and ``scope["auth_error"]`` on a refused token); never closes."""
+    """Sets ``scope["user"]``, ``scope["auth_error"]`` on a refused token and
+    ``scope["token_expires_at"]``; never closes the socket."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
-        scope["user"], scope["auth_error"] = AnonymousUser(), None
+        check = TokenCheck(AnonymousUser())
         raw_token = token_from_scope(scope)
         if raw_token:
-            try:
-                user, refusal = await database_sync_to_async(authenticate_token)(raw_token)
-            except DatabaseError:
-                logger.exception("WebSocket authentication: database unavailable")
-                user, refusal = AnonymousUser(), Rejection.SERVICE_UNAVAILABLE
-            scope["user"], scope["auth_error"] = user, refusal
-            if refusal:
-                logger.info("WebSocket authentication failed: %s (path %s)", refusal, scope["path"])
+            check = await _checked(raw_token)
+            if check.refusal:
+                logger.info(
+                    "WebSocket authentication failed: %s (path %s)", check.refusal, scope["path"]
+                )
             else:
-                logger.info("User found in JWT: %s", user.username)
-                logger.info("WebSocket user authenticated: %s", user.username)
+                logger.info("User found in JWT: %s", check.user.username)
+                logger.info("WebSocket user authenticated: %s", check.user.username)
+        scope["user"], scope["auth_error"] = check.user, check.refusal
+        scope["token_expires_at"] = check.expires_at
         return await self.app(scope, receive, send)
+
+
+async def _checked(raw_token: str) -> TokenCheck:
+    try:
+        return await database_sync_to_async(authenticate_token)(raw_token)
+    except DatabaseError:
+        logger.exception("WebSocket authentication: database unavailable")
+        return TokenCheck(AnonymousUser(), Rejection.SERVICE_UNAVAILABLE)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
@@ -21,11 +23,12 @@ from chat.protocol import (
     CHAT_SYNC,
     PING,
     ClientFrame,
+    CloseCode,
     FrameError,
     ProtocolError,
     Rejection,
 )
-from chat.ratelimit import TokenBucket
+from chat.ratelimit import BucketRegistry, TokenBucket, registry
 from chat.selectors import message_list
 from chat.services import message_create
 
@@ -35,6 +38,7 @@ logger = logging.getLogger(__name__)
 CHANNEL_LAYER_ERRORS = (OSError, RedisError)
 ANONYMOUS_NAME = "anônimo"
 SYNC_PAGE_SIZE = 200
+HANDSHAKE_RATE_LIMITED = "too many failed connection attempts from your address; wait and retry"
 
 
 class BaseChatConsumer(AsyncWebsocketConsumer):
@@ -112,8 +116,15 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         elif await self.within_rate_limit():
             await self.handle_chat_message(frame)
 
+    def shared_rate_limit(self) -> BucketRegistry | None:
+        """A limit shared with other sockets (per user, per IP), keyed by shared_rate_key."""
+        return None
+
+    shared_rate_key = None
+
     async def within_rate_limit(self) -> bool:
-        if self.rate_limit.allow():
+        shared = self.shared_rate_limit()
+        if self.rate_limit.allow() and (shared is None or shared.allow(self.shared_rate_key)):
             self.rate_limit_strikes = 0
             return True
         self.rate_limit_strikes += 1
@@ -173,6 +184,9 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     async def websocket_disconnect(self, message):
         self.closing = True
         liveness.socket_closed(self)
+        timer = getattr(self, "expiry_timer", None)
+        if timer is not None:
+            timer.cancel()
         if self.group_name:
             try:
                 await self.channel_layer.group_discard(self.group_name, self.channel_name)
@@ -188,10 +202,14 @@ class ChatConsumer(BaseChatConsumer):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
         rejection = await self.connection_rejection(room_id)
         if rejection is not None:
-            return await self.reject(rejection)
+            if rejection.close_code == CloseCode.UNAUTHORIZED:
+                failed_handshakes().allow(client_ip(self.scope))  # spends one failure token
+            detail = HANDSHAKE_RATE_LIMITED if rejection == Rejection.RATE_LIMITED else None
+            return await self.reject(rejection, detail)
         if not await self.join_group(events.room_group_name(self.room.pk)):
             return
         await self.accept()
+        self.close_when_token_expires()
         await self.send(
             text_data=protocol.connection_established_frame(
                 room={"id": str(self.room.pk), "name": self.room.name, "type": self.room.type},
@@ -204,6 +222,8 @@ class ChatConsumer(BaseChatConsumer):
         """The first failing check, in the protocol's order: origin, auth, room, membership."""
         if not origin_allowed(self.scope, public_room=False):
             return Rejection.ORIGIN_NOT_ALLOWED
+        if failed_handshakes().exhausted(client_ip(self.scope)):
+            return Rejection.RATE_LIMITED
         self.user = self.scope["user"]
         if not self.user.is_authenticated:
             return self.scope.get("auth_error") or Rejection.AUTHENTICATION_REQUIRED
@@ -246,10 +266,35 @@ class ChatConsumer(BaseChatConsumer):
             return await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
         await self.send(text_data=page)
 
+    def shared_rate_limit(self) -> BucketRegistry:
+        self.shared_rate_key = self.user.pk
+        return registry(
+            "user",
+            rate=settings.CHAT_USER_RATE_LIMIT_PER_SECOND,
+            burst=settings.CHAT_USER_RATE_LIMIT_BURST,
+        )
+
+    def close_when_token_expires(self) -> None:
+        """An access token that expires while connected closes its socket at expiry."""
+        expires_at = self.scope.get("token_expires_at")
+        if expires_at is None:
+            return
+        delay = max(0.0, expires_at - time.time())
+        loop = asyncio.get_running_loop()
+        self.expiry_timer = loop.call_later(delay, lambda: loop.create_task(self.token_expired()))
+
+    async def token_expired(self) -> None:
+        await self.reject(
+            Rejection.TOKEN_EXPIRED,
+            "access token expired while connected; refresh it and reconnect",
+            accepted=True,
+        )
+
     async def member_removed(self, event):
-        """A room admin removed a member: that member's sockets to this room close."""
+        """Removed from the room, or deactivated: that user's sockets to this room close."""
         if event["user_id"] == self.user.pk:
-            await self.reject(Rejection.REMOVED_FROM_ROOM, accepted=True)
+            reason = Rejection(event.get("reason", Rejection.REMOVED_FROM_ROOM))
+            await self.reject(reason, accepted=True)
 
 
 class TestChatConsumer(BaseChatConsumer):
@@ -289,12 +334,33 @@ class TestChatConsumer(BaseChatConsumer):
     async def handle_sync(self, frame: ClientFrame) -> None:
         await self.send(text_data=protocol.history_frame([], has_more=False))
 
+    def shared_rate_limit(self) -> BucketRegistry:
+        self.shared_rate_key = client_ip(self.scope)
+        return registry(
+            "public-ip",
+            rate=settings.CHAT_PUBLIC_IP_RATE_LIMIT_PER_SECOND,
+            burst=settings.CHAT_PUBLIC_IP_RATE_LIMIT_BURST,
+        )
+
 
 class NotFoundConsumer(BaseChatConsumer):
     """Any other path under /ws/: a clear 4404 instead of a routing error."""
 
     async def connect(self):
         await self.reject(Rejection.ROOM_NOT_FOUND, "no chat endpoint at this path")
+
+
+def client_ip(scope: dict) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def failed_handshakes() -> BucketRegistry:
+    return registry(
+        "failed-handshakes",
+        rate=settings.CHAT_FAILED_HANDSHAKES_PER_MINUTE / 60,
+        burst=settings.CHAT_FAILED_HANDSHAKES_BURST,
+    )
 
 
 async def _refuse_handshake(receive, send, rejection: Rejection) -> None:

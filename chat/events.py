@@ -24,17 +24,26 @@ def broadcast_event(frame: str) -> dict:
     return {"type": "chat.broadcast", "frame": frame}
 
 
-def member_removed_event(user_id: int) -> dict:
-    return {"type": "member.removed", "user_id": user_id}
+def member_removed_event(user_id: int, reason: str = "removed_from_room") -> dict:
+    return {"type": "member.removed", "user_id": user_id, "reason": reason}
 
 
 def notify_member_removed(room_id: uuid.UUID, user_id: int) -> None:
     """Close the removed member's sockets to the room, on every server process."""
+    notify_member_removed_from([room_id], user_id)
+
+
+def notify_member_removed_from(
+    room_ids: list[uuid.UUID], user_id: int, *, reason: str = "removed_from_room"
+) -> None:
+    """Close a user's sockets to these rooms with `reason`, on every server process."""
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            room_group_name(room_id), member_removed_event(user_id)
-        )
+        layer = get_channel_layer()
+        for room_id in room_ids:
+            async_to_sync(layer.group_send)(
+                room_group_name(room_id), member_removed_event(user_id, str(reason))
+            )
     except (OSError, RedisError):
         # The membership is gone either way; when the layer is down the liveness watchdog
         # closes every socket, and the removed member can no longer reconnect.
-        logger.exception("could not notify sockets of removal: room=%s user=%s", room_id, user_id)
+        logger.exception("could not close sockets: rooms=%s user=%s", room_ids, user_id)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from crm_backend.csp import add_static_headers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEV_SECRET_KEY = "django-insecure-dev-only-change-me"
@@ -34,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "crm_backend.apps.ProjectConfig",
     "accounts",
     "chat",
 ]
@@ -89,6 +92,14 @@ else:
 if env.str("CHAT_TEST_DB_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("CHAT_TEST_DB_NAME")}
 
+if not DEBUG:
+    # Behind a TLS-terminating proxy (the usual deployment, see README).
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SSL_REDIRECT", default=False)
+    SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0)
+
 AUTH_USER_MODEL = "accounts.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -111,6 +122,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # works without collectstatic or a separate web server.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers  # CSP for the test page
 
 # --- Channel layer: in-memory (one process) unless REDIS_URL is set.
 # With Redis the default is RedisPubSubChannelLayer: a group_send is one PUBLISH that each
@@ -204,6 +216,18 @@ CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=64 * 1024)
 CHAT_RATE_LIMIT_PER_SECOND = env.float("CHAT_RATE_LIMIT_PER_SECOND", default=10.0)
 CHAT_RATE_LIMIT_BURST = env.int("CHAT_RATE_LIMIT_BURST", default=30)
 CHAT_RATE_LIMIT_STRIKES = env.int("CHAT_RATE_LIMIT_STRIKES", default=20)
+# The same per user (all of a user's sockets on one server process) ...
+CHAT_USER_RATE_LIMIT_PER_SECOND = env.float("CHAT_USER_RATE_LIMIT_PER_SECOND", default=20.0)
+CHAT_USER_RATE_LIMIT_BURST = env.int("CHAT_USER_RATE_LIMIT_BURST", default=60)
+# ... per client IP for the public room's messages ...
+CHAT_PUBLIC_IP_RATE_LIMIT_PER_SECOND = env.float(
+    "CHAT_PUBLIC_IP_RATE_LIMIT_PER_SECOND", default=10.0
+)
+CHAT_PUBLIC_IP_RATE_LIMIT_BURST = env.int("CHAT_PUBLIC_IP_RATE_LIMIT_BURST", default=30)
+# ... and per client IP for failed handshakes (4401): past the burst, that IP's handshakes are
+# refused with rate_limited/4429 before any token work, until the bucket refills.
+CHAT_FAILED_HANDSHAKES_PER_MINUTE = env.float("CHAT_FAILED_HANDSHAKES_PER_MINUTE", default=60.0)
+CHAT_FAILED_HANDSHAKES_BURST = env.int("CHAT_FAILED_HANDSHAKES_BURST", default=100)
 CHAT_HISTORY_DEFAULT_LIMIT = 50
 CHAT_HISTORY_MAX_LIMIT = 200
 

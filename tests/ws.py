@@ -31,7 +31,7 @@ async def assert_rejected(communicator: WebsocketCommunicator, code: str, close_
     assert frame["detail"]
     closed = await communicator.receive_output()
     assert closed == {"type": "websocket.close", "code": close_code}
-    await communicator.wait()
+    await communicator.disconnect(code=close_code)  # the client side answers the close
     return frame
 
 
