@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
@@ -58,15 +59,33 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             logger.error("channel layer unavailable; refusing %s with 1013", scope["path"])
             await _refuse_handshake(receive, send, Rejection.SERVICE_UNAVAILABLE)
 
+    async def dispatch(self, message):
+        """Any unexpected failure: log it, tell the client `internal_error` (1011), close."""
+        try:
+            await super().dispatch(message)
+        except (StopConsumer, asyncio.CancelledError):
+            raise
+        except Exception:
+            logger.exception(
+                "unexpected error handling %s on %s", message["type"], self.scope["path"]
+            )
+            if message["type"] != "websocket.disconnect":
+                await self.reject(Rejection.INTERNAL_ERROR)
+
+    async def accept(self, subprotocol=None, headers=None):
+        self.accepted = True
+        await super().accept(subprotocol, headers)
+
     async def websocket_connect(self, message):
         self.closing = False
+        self.accepted = False
         self.rate_limit = TokenBucket(
             rate=settings.CHAT_RATE_LIMIT_PER_SECOND, burst=settings.CHAT_RATE_LIMIT_BURST
         )
         self.rate_limit_strikes = 0
         await super().websocket_connect(message)
 
-    async def reject(self, rejection: Rejection, detail: str | None = None, *, accepted=False):
+    async def reject(self, rejection: Rejection, detail: str | None = None):
         """Tell the client why (error frame), close with the matching code, and log it."""
         if self.closing:
             return
@@ -80,7 +99,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             self.log_user(),
             self.scope["path"],
         )
-        if not accepted:
+        if not self.accepted:
             await self.accept()
         await self.send(text_data=protocol.error_frame(rejection, detail))
         await self.close(code=int(rejection.close_code))
@@ -96,12 +115,11 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         if text_data is None:
-            return await self.reject(Rejection.BINARY_NOT_SUPPORTED, accepted=True)
+            return await self.reject(Rejection.BINARY_NOT_SUPPORTED)
         if _utf8_length(text_data) > settings.CHAT_MAX_FRAME_BYTES:
             return await self.reject(
                 Rejection.FRAME_TOO_BIG,
                 f"frame is larger than {settings.CHAT_MAX_FRAME_BYTES} bytes",
-                accepted=True,
             )
         try:
             frame = protocol.parse_client_frame(
@@ -129,7 +147,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             return True
         self.rate_limit_strikes += 1
         if self.rate_limit_strikes > settings.CHAT_RATE_LIMIT_STRIKES:
-            await self.reject(Rejection.RATE_LIMITED, accepted=True)
+            await self.reject(Rejection.RATE_LIMITED)
         else:
             await self.send_error(
                 FrameError.RATE_LIMITED,
@@ -172,7 +190,6 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         await self.reject(
             Rejection.SERVICE_UNAVAILABLE,
             "lost contact with the message bus; reconnect and recover with after=<last id>",
-            accepted=True,
         )
 
     async def going_away(self) -> None:
@@ -255,7 +272,7 @@ class ChatConsumer(BaseChatConsumer):
             # Stored but not delivered: acknowledge it, then make the client reconnect and
             # recover the room with `after=` once the channel layer is back.
             await self.send(text_data=rendered)
-            await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
 
     async def handle_sync(self, frame: ClientFrame) -> None:
         """`chat.sync`: the messages after an id, as `chat.history` (one page of up to 200)."""
@@ -263,7 +280,7 @@ class ChatConsumer(BaseChatConsumer):
             page = await database_sync_to_async(_history_after)(self.room, frame.after)
         except DatabaseError:
             logger.exception("history unavailable: room=%s", self.room.pk)
-            return await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
+            return await self.reject(Rejection.SERVICE_UNAVAILABLE)
         await self.send(text_data=page)
 
     def shared_rate_limit(self) -> BucketRegistry:
@@ -287,14 +304,13 @@ class ChatConsumer(BaseChatConsumer):
         await self.reject(
             Rejection.TOKEN_EXPIRED,
             "access token expired while connected; refresh it and reconnect",
-            accepted=True,
         )
 
     async def member_removed(self, event):
         """Removed from the room, or deactivated: that user's sockets to this room close."""
         if event["user_id"] == self.user.pk:
             reason = Rejection(event.get("reason", Rejection.REMOVED_FROM_ROOM))
-            await self.reject(reason, accepted=True)
+            await self.reject(reason)
 
 
 class TestChatConsumer(BaseChatConsumer):
@@ -329,7 +345,7 @@ class TestChatConsumer(BaseChatConsumer):
             }
         )
         if not await self.broadcast(rendered):
-            await self.reject(Rejection.SERVICE_UNAVAILABLE, accepted=True)
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
 
     async def handle_sync(self, frame: ClientFrame) -> None:
         await self.send(text_data=protocol.history_frame([], has_more=False))

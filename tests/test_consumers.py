@@ -349,3 +349,26 @@ async def test_chat_messages_arrive_in_send_order(room, alice, bob):
     ids = [frame["id"] for frame in received]
     assert ids == sorted(ids)
     await asyncio.gather(sender.disconnect(), receiver.disconnect())
+
+
+async def test_chat_unexpected_failure_says_internal_error_and_leaks_nothing(
+    room, alice, monkeypatch, caplog
+):
+    def broken_store(**kwargs):
+        raise RuntimeError("secret internals: /srv/app/settings.py")
+
+    monkeypatch.setattr("chat.consumers.message_create", broken_store)
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.send_json_to({"message": "oi"})
+    frame = await assert_rejected(communicator, "internal_error", 1011)
+    assert "secret" not in frame["detail"]
+    assert "secret internals" in caplog.text, "the server log has the traceback"
+
+
+async def test_chat_unexpected_failure_at_handshake_is_internal_error(room, alice, monkeypatch):
+    def broken_access(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("chat.consumers.room_for_connection", broken_access)
+    communicator = await open_socket(room_path(room), token=factories.access_token(alice))
+    await assert_rejected(communicator, "internal_error", 1011)

@@ -6,7 +6,7 @@ from django.test import Client
 CLOSED_REDIS_PORT = "redis://127.0.0.1:1/0"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view checks the database from another thread
 def test_healthz_is_ok_when_database_and_channel_layer_answer():
     response = Client().get("/healthz")
 
@@ -14,7 +14,7 @@ def test_healthz_is_ok_when_database_and_channel_layer_answer():
     assert response.json() == {"status": "ok", "database": "ok", "channel_layer": "ok"}
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view checks the database from another thread
 def test_healthz_is_503_when_the_channel_layer_is_down(settings):
     """A Redis layer on a port where nothing listens: the round trip really fails."""
     settings.CHANNEL_LAYERS = {
@@ -33,7 +33,7 @@ def test_healthz_is_503_when_the_channel_layer_is_down(settings):
     assert body["status"] != "ok"
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the view checks the database from another thread
 def test_healthz_needs_no_token():
     """Load balancers probe it without credentials."""
     response = Client().get("/healthz", HTTP_AUTHORIZATION="Bearer not-a-jwt")
