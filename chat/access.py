@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
 
-from chat.models import Room
+from chat.models import Message, Room
 from chat.protocol import Rejection
 
 
@@ -40,3 +42,14 @@ def is_room_admin(user, room: Room) -> bool:
         .filter(pk=room.pk, memberships__user=user, memberships__role="admin")
         .exists()
     )
+
+
+def can_edit_message(user, message: Message, *, now: datetime) -> bool:
+    """Authors edit their own messages, within CHAT_EDIT_WINDOW_SECONDS of sending."""
+    window = timedelta(seconds=settings.CHAT_EDIT_WINDOW_SECONDS)
+    return message.author_id == user.pk and now - message.created_at <= window
+
+
+def can_delete_message(user, message: Message) -> bool:
+    """Authors delete their own messages; room admins delete any message of their room."""
+    return message.author_id == user.pk or is_room_admin(user, message.room)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chat.models import Membership, Message, Room
+from chat.models import Membership, Message, MessageRevision, Room
 
 
 class MembershipInline(admin.TabularInline):
@@ -24,9 +24,35 @@ class MembershipAdmin(admin.ModelAdmin):
     raw_id_fields = ["room", "user"]
 
 
+class MessageRevisionInline(admin.TabularInline):
+    """The audit trail is read-only: admins read it, nobody rewrites it."""
+
+    model = MessageRevision
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ["action", "actor", "previous_text", "created_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MessageRevision)
+class MessageRevisionAdmin(admin.ModelAdmin):
+    list_display = ["message", "action", "actor", "created_at"]
+    list_filter = ["action"]
+    readonly_fields = ["message", "actor", "action", "previous_text", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "room", "author", "text", "created_at"]
+    inlines = [MessageRevisionInline]
+    list_display = ["id", "room", "author", "text", "created_at", "edited_at", "deleted_at"]
     list_filter = ["room"]
     search_fields = ["text"]
     raw_id_fields = ["room", "author"]

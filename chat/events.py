@@ -47,3 +47,13 @@ def notify_member_removed_from(
         # The membership is gone either way; when the layer is down the liveness watchdog
         # closes every socket, and the removed member can no longer reconnect.
         logger.exception("could not close sockets: rooms=%s user=%s", room_ids, user_id)
+
+
+def broadcast_to_room(room_id: uuid.UUID, frame: str) -> None:
+    """From sync code (REST views): send a pre-rendered frame to every socket of the room."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            room_group_name(room_id), broadcast_event(frame)
+        )
+    except (OSError, RedisError):
+        logger.exception("could not broadcast to room %s: channel layer unavailable", room_id)

@@ -81,6 +81,7 @@ class LayerWatchdog:
         problem = await self.layer_problem()
         if problem is None:
             await self.refresh_groups()
+            await self.renew_presence()
             return
         sockets = list(_open_sockets)
         logger.error("channel layer %s: closing %d sockets with 1013", problem, len(sockets))
@@ -112,6 +113,40 @@ class LayerWatchdog:
         for socket in list(_open_sockets):
             if socket.group_name:
                 await self.layer.group_add(socket.group_name, socket.channel_name)
+
+    async def renew_presence(self) -> None:
+        """Keep this process's users online; announce users whose process died as offline."""
+        from chat.presence import presence_store
+
+        entries = [entry for socket in list(_open_sockets) if (entry := _presence_entry(socket))]
+        store = presence_store()
+        await store.renew(entries)
+        for room_id in {room_id for room_id, _, _ in entries}:
+            gone = await store.expired_users(room_id)
+            if gone:
+                await announce_offline(self.layer, room_id, gone)
+
+
+def _presence_entry(socket) -> tuple | None:
+    entry = getattr(socket, "presence_entry", None)
+    return entry() if entry else None
+
+
+async def announce_offline(layer, room_id, user_ids: set[int]) -> None:
+    from channels.db import database_sync_to_async
+    from django.contrib.auth import get_user_model
+
+    from chat import events, protocol
+
+    users = await database_sync_to_async(
+        lambda: list(get_user_model().objects.filter(pk__in=user_ids).values("id", "username"))
+    )()
+    for user in users:
+        logger.info("presence expired: user=%s room=%s", user["username"], room_id)
+        frame = protocol.presence_frame(
+            room_id=room_id, user=protocol.user_payload(user["id"], user["username"]), online=False
+        )
+        await layer.group_send(events.room_group_name(room_id), events.broadcast_event(frame))
 
 
 async def redis_run_id() -> str | None:

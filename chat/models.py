@@ -20,6 +20,8 @@ class Room(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms"
     )
+    # "<smaller user id>:<larger user id>" for direct rooms: one room per pair, by constraint.
+    direct_key = models.CharField(max_length=50, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["name"]
@@ -39,6 +41,8 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
     joined_at = models.DateTimeField(auto_now_add=True)
+    # Read marker: the newest message id this member has read in the room (0: none).
+    last_read_message_id = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -57,6 +61,8 @@ class Message(models.Model):
     text = models.TextField()
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no client_id, outside the unique constraint
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)  # a tombstone: text is emptied
 
     class Meta:
         ordering = ["id"]
@@ -72,3 +78,25 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.author} in {self.room}"
+
+
+class MessageRevision(models.Model):
+    """Audit trail: every edit and delete, who did it, when, and the text before."""
+
+    class Action(models.TextChoices):
+        EDIT = "edit"
+        DELETE = "delete"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    previous_text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of #{self.message_id} by {self.actor}"

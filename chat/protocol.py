@@ -95,6 +95,9 @@ class FrameError(StrEnum):
     MESSAGE_TOO_LONG = "message_too_long"
     RATE_LIMITED = "rate_limited"
     NOT_PERSISTED = "not_persisted"
+    MESSAGE_NOT_FOUND = "message_not_found"
+    NOT_ALLOWED = "not_allowed"
+    EDIT_WINDOW_EXPIRED = "edit_window_expired"
 
 
 class ProtocolError(Exception):
@@ -110,7 +113,11 @@ MAX_CLIENT_ID_LENGTH = 64
 CHAT_MESSAGE = "chat.message"
 PING = "ping"
 CHAT_SYNC = "chat.sync"
-CLIENT_TYPES = frozenset({CHAT_MESSAGE, PING, CHAT_SYNC})
+CHAT_EDIT = "chat.edit"
+CHAT_DELETE = "chat.delete"
+TYPING = "typing"
+READ = "read"
+CLIENT_TYPES = frozenset({CHAT_MESSAGE, PING, CHAT_SYNC, CHAT_EDIT, CHAT_DELETE, TYPING, READ})
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,8 @@ class ClientFrame:
     client_id: str | None = None
     username: str | None = None
     after: int | None = None
+    message_id: int | None = None
+    is_typing: bool = False
 
 
 def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
@@ -144,6 +153,16 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
         return ClientFrame(type=PING)
     if frame_type == CHAT_SYNC:
         return ClientFrame(type=CHAT_SYNC, after=_sync_cursor(data))
+    if frame_type == TYPING:
+        return ClientFrame(type=TYPING, is_typing=_is_typing(data))
+    if frame_type in (READ, CHAT_DELETE):
+        return ClientFrame(type=frame_type, message_id=_message_id(data))
+    if frame_type == CHAT_EDIT:
+        return ClientFrame(
+            type=CHAT_EDIT,
+            message_id=_message_id(data),
+            message=_message_text(data, max_message_length),
+        )
     return ClientFrame(
         type=CHAT_MESSAGE,
         message=_message_text(data, max_message_length),
@@ -186,6 +205,20 @@ def _sync_cursor(data: dict[str, Any]) -> int:
     return after
 
 
+def _message_id(data: dict[str, Any]) -> int:
+    message_id = data.get("message_id")
+    if isinstance(message_id, bool) or not isinstance(message_id, int) or message_id < 1:
+        raise ProtocolError(FrameError.INVALID_FRAME, "'message_id' must be a message id")
+    return message_id
+
+
+def _is_typing(data: dict[str, Any]) -> bool:
+    is_typing = data.get("is_typing", True)
+    if not isinstance(is_typing, bool):
+        raise ProtocolError(FrameError.INVALID_FRAME, "'is_typing' must be true or false")
+    return is_typing
+
+
 def _display_name(data: dict[str, Any]) -> str | None:
     username = data.get("username")
     if isinstance(username, str) and username.strip():
@@ -222,14 +255,49 @@ def timestamp(moment) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def message_payload(message) -> dict[str, Any]:
-    """The fields of a stored message, as both the socket and the history API send them."""
+def message_payload(message, *, type: str = CHAT_MESSAGE) -> dict[str, Any]:
+    """The fields of a stored message, as both the socket and the history API send them.
+
+    A deleted message is a tombstone: `deleted` true and an empty `message`.
+    """
     return {
-        "type": CHAT_MESSAGE,
+        "type": type,
         "id": message.id,
         "room": str(message.room_id),
         "message": message.text,
         "user": user_payload(message.author_id, message.author.username),
         "created_at": timestamp(message.created_at),
         "client_id": message.client_id,
+        "edited_at": timestamp(message.edited_at) if message.edited_at else None,
+        "deleted": message.deleted_at is not None,
     }
+
+
+def message_deleted_frame(message) -> str:
+    return dumps(
+        {
+            "type": "chat.message.deleted",
+            "id": message.id,
+            "room": str(message.room_id),
+            "deleted_at": timestamp(message.deleted_at),
+        }
+    )
+
+
+def presence_frame(*, room_id, user: dict[str, Any], online: bool) -> str:
+    return dumps(
+        {
+            "type": "presence",
+            "room": str(room_id),
+            "user": user,
+            "status": "online" if online else "offline",
+        }
+    )
+
+
+def typing_frame(*, room_id, user: dict[str, Any], is_typing: bool) -> str:
+    return dumps({"type": "typing", "room": str(room_id), "user": user, "is_typing": is_typing})
+
+
+def read_frame(*, room_id, user: dict[str, Any], message_id: int) -> str:
+    return dumps({"type": "read", "room": str(room_id), "user": user, "message_id": message_id})

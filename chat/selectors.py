@@ -5,15 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db.models import Count, IntegerField, Max, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from chat.access import accessible_rooms
 from chat.models import Membership, Message, Room
 
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
-    """The user's rooms, each with `member_count`."""
+    """The user's rooms, each with `member_count` and `unread_count` (others' messages after
+    the user's read marker, tombstones excluded)."""
+    if not getattr(user, "is_authenticated", False):
+        return Room.objects.none()
     member_count = (
         Membership.objects.filter(room=OuterRef("pk"))
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    last_read = Membership.objects.filter(room=OuterRef("pk"), user=user).values(
+        "last_read_message_id"
+    )[:1]
+    unread = (
+        Message.objects.filter(
+            room=OuterRef("pk"), id__gt=OuterRef("last_read"), deleted_at__isnull=True
+        )
+        .exclude(author=user)
         .order_by()
         .values("room")
         .annotate(n=Count("pk"))
@@ -22,6 +39,8 @@ def room_list_for_user(*, user) -> QuerySet[Room]:
     return (
         accessible_rooms(user)
         .annotate(member_count=Subquery(member_count, output_field=IntegerField()))
+        .annotate(last_read=Subquery(last_read))
+        .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), 0))
         .order_by("name", "id")
     )
 
@@ -75,3 +94,17 @@ def last_messages(*, rooms: list[Room]) -> dict:
     )
     messages = Message.objects.filter(id__in=list(latest_ids)).select_related("author")
     return {message.room_id: message for message in messages}
+
+
+def online_members(*, room: Room) -> list:
+    """Members of the room with at least one open socket, on any server process."""
+    from django.contrib.auth import get_user_model
+
+    from chat.presence import presence_store
+
+    online_ids = presence_store().online_user_ids(room.pk)
+    return list(
+        get_user_model()
+        .objects.filter(pk__in=online_ids, chat_memberships__room=room)
+        .order_by("username")
+    )

@@ -20,6 +20,8 @@ class MessageSerializer(serializers.Serializer):
     user = UserRefSerializer()
     created_at = serializers.CharField()
     client_id = serializers.CharField(allow_null=True)
+    edited_at = serializers.CharField(allow_null=True)
+    deleted = serializers.BooleanField()
 
     def to_representation(self, instance):
         return protocol.message_payload(instance)
@@ -27,11 +29,20 @@ class MessageSerializer(serializers.Serializer):
 
 class RoomSerializer(serializers.ModelSerializer):
     member_count = serializers.IntegerField(read_only=True)
+    unread_count = serializers.IntegerField(read_only=True)
     last_message = serializers.SerializerMethodField()
 
     class Meta:
         model = Room
-        fields = ["id", "name", "type", "created_at", "member_count", "last_message"]
+        fields = [
+            "id",
+            "name",
+            "type",
+            "created_at",
+            "member_count",
+            "unread_count",
+            "last_message",
+        ]
         read_only_fields = ["id", "created_at"]
 
     def get_last_message(self, room) -> MessageSerializer(allow_null=True):
@@ -82,3 +93,35 @@ class MessagePageSerializer(serializers.Serializer):
 
 class MemberAddSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
+
+
+class ReadMarkerSerializer(serializers.Serializer):
+    message_id = serializers.IntegerField(min_value=1)
+
+
+class MessageEditSerializer(serializers.Serializer):
+    message = serializers.CharField(
+        max_length=settings.CHAT_MAX_MESSAGE_LENGTH, trim_whitespace=False
+    )
+
+    def validate_message(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("message is empty")
+        return value
+
+
+class DirectRoomSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+
+
+class AccessCheckSerializer(serializers.Serializer):
+    """Whether a socket to this room would be accepted, and if not, what it would say."""
+
+    allowed = serializers.BooleanField()
+    code = serializers.CharField(required=False)
+    close_code = serializers.IntegerField(required=False)
+    detail = serializers.CharField(required=False)
+
+
+class PresenceSerializer(serializers.Serializer):
+    online = UserRefSerializer(many=True)

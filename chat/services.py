@@ -5,9 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from chat import events
-from chat.models import Membership, Message, Room
+from chat.access import accessible_rooms, can_delete_message, can_edit_message
+from chat.models import Membership, Message, MessageRevision, Room
+
+
+class ChatActionRefused(Exception):
+    """A request the rules refuse; `code` is the protocol's error code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +78,91 @@ def membership_remove(*, room: Room, user) -> bool:
     if deleted:
         transaction.on_commit(lambda: events.notify_member_removed(room.pk, user.pk))
     return bool(deleted)
+
+
+def _message_for_change(*, room: Room, message_id: int) -> Message:
+    message = (
+        Message.objects.select_for_update()
+        .select_related("author", "room")
+        .filter(room=room, pk=message_id, deleted_at__isnull=True)
+        .first()
+    )
+    if message is None:
+        raise ChatActionRefused("message_not_found", "no such message in this room")
+    return message
+
+
+def message_edit(*, room: Room, message_id: int, editor, text: str) -> Message:
+    """Replace a message's text (its author, within the edit window); the old text is audited."""
+    now = timezone.now()
+    with transaction.atomic():
+        message = _message_for_change(room=room, message_id=message_id)
+        if message.author_id != editor.pk:
+            raise ChatActionRefused("not_allowed", "only the author can edit a message")
+        if not can_edit_message(editor, message, now=now):
+            raise ChatActionRefused("edit_window_expired", "this message can no longer be edited")
+        MessageRevision.objects.create(
+            message=message,
+            actor=editor,
+            action=MessageRevision.Action.EDIT,
+            previous_text=message.text,
+        )
+        message.text, message.edited_at = text, now
+        message.save(update_fields=["text", "edited_at"])
+    return message
+
+
+def message_delete(*, room: Room, message_id: int, actor) -> Message:
+    """Turn a message into a tombstone (its author or a room admin); the text is audited."""
+    with transaction.atomic():
+        message = _message_for_change(room=room, message_id=message_id)
+        if not can_delete_message(actor, message):
+            raise ChatActionRefused(
+                "not_allowed", "only the author or a room admin can delete a message"
+            )
+        MessageRevision.objects.create(
+            message=message,
+            actor=actor,
+            action=MessageRevision.Action.DELETE,
+            previous_text=message.text,
+        )
+        message.text, message.deleted_at = "", timezone.now()
+        message.save(update_fields=["text", "deleted_at"])
+    return message
+
+
+def read_marker_set(*, room: Room, user, message_id: int) -> int:
+    """Move the user's read marker forward to `message_id`; returns the marker now stored."""
+    if not Message.objects.filter(room=room, pk=message_id).exists():
+        raise ChatActionRefused("message_not_found", "no such message in this room")
+    with transaction.atomic():
+        membership = Membership.objects.select_for_update().get(room=room, user=user)
+        if message_id > membership.last_read_message_id:
+            membership.last_read_message_id = message_id
+            membership.save(update_fields=["last_read_message_id"])
+    return membership.last_read_message_id
+
+
+def direct_room_get_or_create(*, user, other) -> tuple[Room, bool]:
+    """The one direct room of this pair of users, created on first use."""
+    if user.pk == other.pk:
+        raise ChatActionRefused("invalid_frame", "a direct room needs another user")
+    low, high = sorted([user, other], key=lambda person: person.pk)
+    key = f"{low.pk}:{high.pk}"
+    existing = accessible_rooms(user).filter(direct_key=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            room = Room.objects.create(
+                name=f"{low.username} & {high.username}",
+                type=Room.Type.DIRECT,
+                created_by=user,
+                direct_key=key,
+            )
+            Membership.objects.bulk_create(
+                [Membership(room=room, user=low), Membership(room=room, user=high)]
+            )
+    except IntegrityError:  # the other user created it at the same moment
+        return Room.objects.get(direct_key=key), False
+    return room, True

@@ -1,11 +1,16 @@
 from django.urls import path
 
 from chat.views import (
+    DirectRoomView,
+    RoomAccessView,
     RoomDetailView,
     RoomListView,
     RoomMembersView,
     RoomMemberView,
     RoomMessagesView,
+    RoomMessageView,
+    RoomPresenceView,
+    RoomReadView,
 )
 
 urlpatterns = [
@@ -16,4 +21,13 @@ urlpatterns = [
     path(
         "rooms/<uuid:room_id>/members/<int:user_id>/", RoomMemberView.as_view(), name="room-member"
     ),
+    path(
+        "rooms/<uuid:room_id>/messages/<int:message_id>/",
+        RoomMessageView.as_view(),
+        name="room-message",
+    ),
+    path("rooms/<uuid:room_id>/read/", RoomReadView.as_view(), name="room-read"),
+    path("rooms/<uuid:room_id>/presence/", RoomPresenceView.as_view(), name="room-presence"),
+    path("rooms/<str:room_id>/access/", RoomAccessView.as_view(), name="room-access"),
+    path("direct/", DirectRoomView.as_view(), name="direct-room"),
 ]

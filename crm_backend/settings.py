@@ -228,6 +228,12 @@ CHAT_PUBLIC_IP_RATE_LIMIT_BURST = env.int("CHAT_PUBLIC_IP_RATE_LIMIT_BURST", def
 # refused with rate_limited/4429 before any token work, until the bucket refills.
 CHAT_FAILED_HANDSHAKES_PER_MINUTE = env.float("CHAT_FAILED_HANDSHAKES_PER_MINUTE", default=60.0)
 CHAT_FAILED_HANDSHAKES_BURST = env.int("CHAT_FAILED_HANDSHAKES_BURST", default=100)
+# Authors may edit a message for this long after sending it (deleting has no time limit).
+CHAT_EDIT_WINDOW_SECONDS = env.int("CHAT_EDIT_WINDOW_SECONDS", default=15 * 60)
+# Presence: a socket's "online" entry lives this long unless its server process renews it,
+# so a killed process's users go offline by themselves. Typing stops after TYPING seconds.
+CHAT_PRESENCE_TTL_SECONDS = env.float("CHAT_PRESENCE_TTL_SECONDS", default=30.0)
+CHAT_TYPING_TIMEOUT_SECONDS = env.float("CHAT_TYPING_TIMEOUT_SECONDS", default=5.0)
 CHAT_HISTORY_DEFAULT_LIMIT = 50
 CHAT_HISTORY_MAX_LIMIT = 200
 

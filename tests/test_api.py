@@ -14,7 +14,17 @@ from chat.access import can_user_access
 from chat.models import Membership, Message, Room
 from tests.factories import PASSWORD, access_token, make_room, make_user, refresh_token
 
-MESSAGE_FIELDS = {"type", "id", "room", "message", "user", "created_at", "client_id"}
+MESSAGE_FIELDS = {
+    "type",
+    "id",
+    "room",
+    "message",
+    "user",
+    "created_at",
+    "client_id",
+    "edited_at",
+    "deleted",
+}
 
 
 @pytest.fixture(autouse=True)

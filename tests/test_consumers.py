@@ -196,7 +196,7 @@ async def test_chat_storage_failure_answers_not_persisted_and_broadcasts_nothing
     def failing_store(**kwargs):
         raise DatabaseError("disk I/O error")
 
-    monkeypatch.setattr("chat.consumers.message_create", failing_store)
+    monkeypatch.setattr("chat.consumers.room.message_create", failing_store)
     sender = await joined(room_path(room), token=factories.access_token(alice))
     receiver = await joined(room_path(room), token=factories.access_token(bob))
 
@@ -224,7 +224,7 @@ async def test_chat_storage_failure_answers_not_persisted_and_broadcasts_nothing
         ('{"type": "chat.message", "message": null}', "invalid_frame"),
         ('{"message": "x", "client_id": 5}', "invalid_frame"),
         ('{"message": "x", "client_id": "' + "c" * 65 + '"}', "invalid_frame"),
-        ('{"type": "chat.delete"}', "unknown_type"),
+        ('{"type": "chat.delete"}', "invalid_frame"),
         ('{"type": "chat_broadcast", "frame": "spoof"}', "unknown_type"),
         ('{"message": ""}', "empty_message"),
         ('{"message": "   \\n\\t "}', "empty_message"),
@@ -357,7 +357,7 @@ async def test_chat_unexpected_failure_says_internal_error_and_leaks_nothing(
     def broken_store(**kwargs):
         raise RuntimeError("secret internals: /srv/app/settings.py")
 
-    monkeypatch.setattr("chat.consumers.message_create", broken_store)
+    monkeypatch.setattr("chat.consumers.room.message_create", broken_store)
     communicator = await joined(room_path(room), token=factories.access_token(alice))
     await communicator.send_json_to({"message": "oi"})
     frame = await assert_rejected(communicator, "internal_error", 1011)
@@ -369,6 +369,6 @@ async def test_chat_unexpected_failure_at_handshake_is_internal_error(room, alic
     def broken_access(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("chat.consumers.room_for_connection", broken_access)
+    monkeypatch.setattr("chat.consumers.room.room_for_connection", broken_access)
     communicator = await open_socket(room_path(room), token=factories.access_token(alice))
     await assert_rejected(communicator, "internal_error", 1011)

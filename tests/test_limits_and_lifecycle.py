@@ -57,13 +57,13 @@ async def test_public_room_rate_limit_is_per_client_address(settings):
     await second.disconnect()
 
 
-async def test_failed_handshakes_from_one_address_are_then_refused_with_4429(
-    room, alice, settings
-):
+async def test_failed_handshakes_from_one_address_are_then_refused_with_4429(room, alice, settings):
     settings.CHAT_FAILED_HANDSHAKES_BURST = 3
     settings.CHAT_FAILED_HANDSHAKES_PER_MINUTE = 600  # one token back every 0.1 s
     for _ in range(3):
-        await assert_rejected(await open_socket(room_path(room), token="bad"), "token_invalid", 4401)
+        await assert_rejected(
+            await open_socket(room_path(room), token="bad"), "token_invalid", 4401
+        )
 
     blocked = await open_socket(room_path(room), token=factories.access_token(alice))
     frame = await assert_rejected(blocked, "rate_limited", 4429)

@@ -44,7 +44,7 @@ def test_parse_message_at_limit_is_accepted_and_one_more_is_not():
         ("null", FrameError.INVALID_FRAME),
         ('{"type": null}', FrameError.INVALID_FRAME),
         ('{"type": 5, "message": "x"}', FrameError.UNKNOWN_TYPE),
-        ('{"type": "typing"}', FrameError.UNKNOWN_TYPE),
+        ('{"type": "typing", "is_typing": 1}', FrameError.INVALID_FRAME),
         ('{"message": ["x"]}', FrameError.INVALID_FRAME),
         ('{"message": "x", "client_id": ""}', FrameError.INVALID_FRAME),
         ('{"message": "\\u00a0 \\t"}', FrameError.EMPTY_MESSAGE),

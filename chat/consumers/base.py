@@ -1,0 +1,238 @@
+"""Framing shared by every chat consumer: rejections with reasons, limits, parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from chat import events, liveness, protocol
+from chat.protocol import (
+    CHAT_DELETE,
+    CHAT_EDIT,
+    CHAT_MESSAGE,
+    ClientFrame,
+    FrameError,
+    ProtocolError,
+    Rejection,
+)
+from chat.ratelimit import BucketRegistry, TokenBucket, registry
+
+logger = logging.getLogger("chat.consumers")
+
+# What a channel layer raises when its backing service (Redis) is unreachable.
+CHANNEL_LAYER_ERRORS = (OSError, RedisError)
+# Frames that write: they count against the rate limits.
+RATE_LIMITED_TYPES = frozenset({CHAT_MESSAGE, CHAT_EDIT, CHAT_DELETE})
+
+
+class BaseChatConsumer(AsyncWebsocketConsumer):
+    """Shared framing: rejections with reasons, size and binary limits, parsing, rate limit."""
+
+    group_name: str | None = None
+    # Client frame type -> handler: an explicit table, never getattr on a client's string.
+    frame_handlers: dict = {}
+
+    async def __call__(self, scope, receive, send):
+        try:
+            await super().__call__(scope, receive, send)
+        except CHANNEL_LAYER_ERRORS:
+            if hasattr(self, "channel_receive"):
+                logger.warning("channel layer lost under an open socket: %s", scope["path"])
+                return
+            # Channels asks the layer for a channel name before the handshake; when Redis is
+            # down that fails, and without this the client would get an HTTP 500.
+            logger.error("channel layer unavailable; refusing %s with 1013", scope["path"])
+            await _refuse_handshake(receive, send, Rejection.SERVICE_UNAVAILABLE)
+
+    async def dispatch(self, message):
+        """Any unexpected failure: log it, tell the client `internal_error` (1011), close."""
+        try:
+            await super().dispatch(message)
+        except (StopConsumer, asyncio.CancelledError):
+            raise
+        except Exception:
+            logger.exception(
+                "unexpected error handling %s on %s", message["type"], self.scope["path"]
+            )
+            if message["type"] != "websocket.disconnect":
+                await self.reject(Rejection.INTERNAL_ERROR)
+
+    async def accept(self, subprotocol=None, headers=None):
+        self.accepted = True
+        await super().accept(subprotocol, headers)
+
+    async def websocket_connect(self, message):
+        self.closing = False
+        self.accepted = False
+        self.rate_limit = TokenBucket(
+            rate=settings.CHAT_RATE_LIMIT_PER_SECOND, burst=settings.CHAT_RATE_LIMIT_BURST
+        )
+        self.rate_limit_strikes = 0
+        await super().websocket_connect(message)
+
+    async def reject(self, rejection: Rejection, detail: str | None = None):
+        """Tell the client why (error frame), close with the matching code, and log it."""
+        if self.closing:
+            return
+        self.closing = True
+        detail = detail or rejection.default_detail
+        logger.warning(
+            "WebSocket rejected: %s (%s) close=%d user=%s path=%s",
+            rejection,
+            detail,
+            rejection.close_code,
+            self.log_user(),
+            self.scope["path"],
+        )
+        if not self.accepted:
+            await self.accept()
+        await self.send(text_data=protocol.error_frame(rejection, detail))
+        await self.close(code=int(rejection.close_code))
+
+    async def send_error(self, code: FrameError, detail: str) -> None:
+        await self.send(text_data=protocol.error_frame(code, detail))
+
+    def log_user(self) -> str:
+        user = self.scope.get("user")
+        return user.username if user is not None and user.is_authenticated else "anonymous"
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self.closing:
+            return
+        if text_data is None:
+            return await self.reject(Rejection.BINARY_NOT_SUPPORTED)
+        if _utf8_length(text_data) > settings.CHAT_MAX_FRAME_BYTES:
+            return await self.reject(
+                Rejection.FRAME_TOO_BIG,
+                f"frame is larger than {settings.CHAT_MAX_FRAME_BYTES} bytes",
+            )
+        try:
+            frame = protocol.parse_client_frame(
+                text_data, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
+            )
+        except ProtocolError as error:
+            return await self.send_error(error.code, error.detail)
+        handler = self.frame_handlers.get(frame.type)
+        if handler is None:
+            return await self.send_error(
+                FrameError.UNKNOWN_TYPE, f"'{frame.type}' is not available in this room"
+            )
+        if frame.type in RATE_LIMITED_TYPES and not await self.within_rate_limit():
+            return
+        await handler(self, frame)
+
+    async def handle_ping(self, frame: ClientFrame) -> None:
+        await self.send(text_data=protocol.pong_frame())
+
+    def shared_rate_limit(self) -> BucketRegistry | None:
+        """A limit shared with other sockets (per user, per IP), keyed by shared_rate_key."""
+        return None
+
+    shared_rate_key = None
+
+    async def within_rate_limit(self) -> bool:
+        shared = self.shared_rate_limit()
+        if self.rate_limit.allow() and (shared is None or shared.allow(self.shared_rate_key)):
+            self.rate_limit_strikes = 0
+            return True
+        self.rate_limit_strikes += 1
+        if self.rate_limit_strikes > settings.CHAT_RATE_LIMIT_STRIKES:
+            await self.reject(Rejection.RATE_LIMITED)
+        else:
+            await self.send_error(
+                FrameError.RATE_LIMITED,
+                f"too many messages; at most {settings.CHAT_RATE_LIMIT_PER_SECOND:g} per second",
+            )
+        return False
+
+    async def chat_broadcast(self, event):
+        """A frame for every socket of the room (but `except`), serialized once by the sender."""
+        if not self.closing and event.get("except") != self.channel_name:
+            await self.send(text_data=event["frame"])
+
+    async def join_group(self, group_name: str) -> bool:
+        try:
+            await self.channel_layer.group_add(group_name, self.channel_name)
+        except CHANNEL_LAYER_ERRORS:
+            logger.exception("channel layer unavailable while joining %s", group_name)
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
+            return False
+        self.group_name = group_name
+        liveness.socket_opened(self)
+        return True
+
+    async def broadcast(self, frame: str, *, except_self: bool = False) -> bool:
+        event = events.broadcast_event(frame)
+        if except_self:
+            event["except"] = self.channel_name
+        try:
+            await self.channel_layer.group_send(self.group_name, event)
+        except CHANNEL_LAYER_ERRORS:
+            logger.exception("channel layer unavailable while broadcasting to %s", self.group_name)
+            return False
+        return True
+
+    async def layer_lost(self) -> None:
+        """The watchdog found the channel layer down or wiped: this socket may be deaf."""
+        await self.reject(
+            Rejection.SERVICE_UNAVAILABLE,
+            "lost contact with the message bus; reconnect and recover with after=<last id>",
+        )
+
+    async def going_away(self) -> None:
+        """The server is shutting down: close with 1001 so the client reconnects elsewhere."""
+        if not self.closing:
+            self.closing = True
+            await self.close(code=1001)
+
+    async def websocket_disconnect(self, message):
+        self.closing = True
+        liveness.socket_closed(self)
+        timer = getattr(self, "expiry_timer", None)
+        if timer is not None:
+            timer.cancel()
+        if self.group_name:
+            try:
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            except CHANNEL_LAYER_ERRORS:
+                logger.warning("could not leave %s: channel layer unavailable", self.group_name)
+        await super().websocket_disconnect(message)
+
+
+def client_ip(scope: dict) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def failed_handshakes() -> BucketRegistry:
+    return registry(
+        "failed-handshakes",
+        rate=settings.CHAT_FAILED_HANDSHAKES_PER_MINUTE / 60,
+        burst=settings.CHAT_FAILED_HANDSHAKES_BURST,
+    )
+
+
+async def _refuse_handshake(receive, send, rejection: Rejection) -> None:
+    """Reject a handshake at the raw ASGI level, still with a reason the client can read."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send(
+        {
+            "type": "websocket.send",
+            "text": protocol.error_frame(rejection, rejection.default_detail),
+        }
+    )
+    await send({"type": "websocket.close", "code": int(rejection.close_code)})
+
+
+def _utf8_length(text: str) -> int:
+    # Cheap bound first: a str of n characters is at most 4n bytes.
+    if len(text) * 4 <= settings.CHAT_MAX_FRAME_BYTES:
+        return len(text)
+    return len(text.encode("utf-8", "surrogatepass"))

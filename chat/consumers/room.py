@@ -1,0 +1,289 @@
+"""ChatConsumer: a real room. Members only; every message stored, then broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import DatabaseError
+
+from chat import events, protocol
+from chat.access import room_for_connection
+from chat.consumers.base import (
+    BaseChatConsumer,
+    client_ip,
+    failed_handshakes,
+)
+from chat.ordering import room_sequence
+from chat.origin import origin_allowed
+from chat.presence import presence_store
+from chat.protocol import (
+    CHAT_DELETE,
+    CHAT_EDIT,
+    CHAT_MESSAGE,
+    CHAT_SYNC,
+    PING,
+    READ,
+    TYPING,
+    ClientFrame,
+    CloseCode,
+    FrameError,
+    Rejection,
+)
+from chat.ratelimit import BucketRegistry, registry
+from chat.selectors import message_list
+from chat.services import (
+    ChatActionRefused,
+    message_create,
+    message_delete,
+    message_edit,
+    read_marker_set,
+)
+
+logger = logging.getLogger("chat.consumers")
+
+SYNC_PAGE_SIZE = 200
+TYPING_REPEAT_SECONDS = 1.0  # a client saying "still typing" is relayed at most this often
+HANDSHAKE_RATE_LIMITED = "too many failed connection attempts from your address; wait and retry"
+
+
+class ChatConsumer(BaseChatConsumer):
+    """A real room: JWT-authenticated members only; every message stored, then broadcast."""
+
+    async def connect(self):
+        room_id = self.scope["url_route"]["kwargs"]["room_id"]
+        rejection = await self.connection_rejection(room_id)
+        if rejection is not None:
+            if rejection.close_code == CloseCode.UNAUTHORIZED:
+                failed_handshakes().allow(client_ip(self.scope))  # spends one failure token
+            detail = HANDSHAKE_RATE_LIMITED if rejection == Rejection.RATE_LIMITED else None
+            return await self.reject(rejection, detail)
+        if not await self.join_group(events.room_group_name(self.room.pk)):
+            return
+        await self.accept()
+        self.close_when_token_expires()
+        self.user_ref = protocol.user_payload(self.user.pk, self.user.username)
+        await self.send(
+            text_data=protocol.connection_established_frame(
+                room={"id": str(self.room.pk), "name": self.room.name, "type": self.room.type},
+                user=self.user_ref,
+            )
+        )
+        await self.announce_presence(online=True)
+        logger.info("WebSocket connected: user=%s room=%s", self.user.username, self.room.pk)
+
+    async def connection_rejection(self, room_id: str) -> Rejection | None:
+        """The first failing check, in the protocol's order: origin, auth, room, membership."""
+        if not origin_allowed(self.scope, public_room=False):
+            return Rejection.ORIGIN_NOT_ALLOWED
+        if failed_handshakes().exhausted(client_ip(self.scope)):
+            return Rejection.RATE_LIMITED
+        self.user = self.scope["user"]
+        if not self.user.is_authenticated:
+            return self.scope.get("auth_error") or Rejection.AUTHENTICATION_REQUIRED
+        try:
+            self.room, rejection = await database_sync_to_async(room_for_connection)(
+                user=self.user, room_id=room_id
+            )
+        except DatabaseError:
+            logger.exception("database unavailable while checking room access")
+            return Rejection.SERVICE_UNAVAILABLE
+        return rejection
+
+    # --- messages -------------------------------------------------------------------------
+
+    async def handle_chat_message(self, frame: ClientFrame) -> None:
+        try:
+            async with room_sequence(self.room.pk):
+                result = await database_sync_to_async(message_create)(
+                    room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
+                )
+                rendered = protocol.dumps(protocol.message_payload(result.message))
+                delivered = not result.created or await self.broadcast(rendered)
+        except DatabaseError:
+            logger.exception("message not stored: user=%s room=%s", self.user, self.room.pk)
+            return await self.send_error(
+                FrameError.NOT_PERSISTED, "message was not stored and nobody received it; resend"
+            )
+        if not result.created:
+            await self.send(text_data=rendered)  # a retry: acknowledge it to the sender only
+        elif not delivered:
+            # Stored but not delivered: acknowledge it, then make the client reconnect and
+            # recover the room with `after=` once the channel layer is back.
+            await self.send(text_data=rendered)
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
+
+    async def handle_edit(self, frame: ClientFrame) -> None:
+        """`chat.edit`: the author replaces the text; members get `chat.message.updated`."""
+        await self.change_message(
+            message_edit,
+            render=_updated_frame,
+            room=self.room,
+            message_id=frame.message_id,
+            editor=self.user,
+            text=frame.message,
+        )
+
+    async def handle_delete(self, frame: ClientFrame) -> None:
+        """`chat.delete`: author or room admin; members get `chat.message.deleted`."""
+        await self.change_message(
+            message_delete,
+            render=protocol.message_deleted_frame,
+            room=self.room,
+            message_id=frame.message_id,
+            actor=self.user,
+        )
+
+    async def change_message(self, service, *, render, **arguments) -> None:
+        try:
+            async with room_sequence(self.room.pk):
+                message = await database_sync_to_async(service)(**arguments)
+                delivered = await self.broadcast(render(message))
+        except ChatActionRefused as refusal:
+            return await self.send_error(FrameError(refusal.code), refusal.detail)
+        except DatabaseError:
+            logger.exception("change not stored: user=%s room=%s", self.user, self.room.pk)
+            return await self.send_error(FrameError.NOT_PERSISTED, "change was not stored")
+        if not delivered:
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
+
+    async def handle_sync(self, frame: ClientFrame) -> None:
+        """`chat.sync`: the messages after an id, as `chat.history` (one page of up to 200)."""
+        try:
+            page = await database_sync_to_async(_history_after)(self.room, frame.after)
+        except DatabaseError:
+            logger.exception("history unavailable: room=%s", self.room.pk)
+            return await self.reject(Rejection.SERVICE_UNAVAILABLE)
+        await self.send(text_data=page)
+
+    # --- read markers, typing, presence ----------------------------------------------------
+
+    async def handle_read(self, frame: ClientFrame) -> None:
+        """`read`: move this member's read marker; every member (and device) gets `read`."""
+        try:
+            marker = await database_sync_to_async(read_marker_set)(
+                room=self.room, user=self.user, message_id=frame.message_id
+            )
+        except ChatActionRefused as refusal:
+            return await self.send_error(FrameError(refusal.code), refusal.detail)
+        except DatabaseError:
+            logger.exception("read marker not stored: room=%s", self.room.pk)
+            return await self.send_error(FrameError.NOT_PERSISTED, "read marker was not stored")
+        await self.broadcast(
+            protocol.read_frame(room_id=self.room.pk, user=self.user_ref, message_id=marker)
+        )
+
+    async def handle_typing(self, frame: ClientFrame) -> None:
+        """`typing`: relayed to the other members, throttled, never stored, stops by itself."""
+        now = time.monotonic()
+        repeat = frame.is_typing and getattr(self, "typing_since", None) is not None
+        self.restart_typing_timer(frame.is_typing)
+        if repeat and now - self.typing_relayed_at < TYPING_REPEAT_SECONDS:
+            return
+        if not frame.is_typing and getattr(self, "typing_since", None) is None:
+            return
+        self.typing_since = now if frame.is_typing else None
+        self.typing_relayed_at = now
+        await self.relay_typing(frame.is_typing)
+
+    def restart_typing_timer(self, is_typing: bool) -> None:
+        timer = getattr(self, "typing_timer", None)
+        if timer is not None:
+            timer.cancel()
+        self.typing_timer = None
+        if is_typing:
+            loop = asyncio.get_running_loop()
+            self.typing_timer = loop.call_later(
+                settings.CHAT_TYPING_TIMEOUT_SECONDS,
+                lambda: loop.create_task(self.stop_typing()),
+            )
+
+    async def stop_typing(self) -> None:
+        if getattr(self, "typing_since", None) is not None and not self.closing:
+            self.typing_since = None
+            await self.relay_typing(False)
+
+    async def relay_typing(self, is_typing: bool) -> None:
+        """Typing frames go to everyone but the typist's own socket."""
+        frame = protocol.typing_frame(room_id=self.room.pk, user=self.user_ref, is_typing=is_typing)
+        await self.broadcast(frame, except_self=True)
+
+    async def announce_presence(self, *, online: bool) -> None:
+        """Tell the room when this user's first socket opens or last socket closes."""
+        try:
+            live = await presence_store().change(
+                self.room.pk, self.user.pk, self.channel_name, join=online
+            )
+        except Exception:  # presence is best effort; the chat itself must go on
+            logger.exception("presence unavailable: room=%s", self.room.pk)
+            return
+        if live == (1 if online else 0):
+            frame = protocol.presence_frame(room_id=self.room.pk, user=self.user_ref, online=online)
+            await self.broadcast(frame, except_self=True)
+
+    def presence_entry(self) -> tuple | None:
+        """(room id, user id, connection id) for the liveness watchdog to renew."""
+        if getattr(self, "user_ref", None) is None or self.closing:
+            return None
+        return (self.room.pk, self.user.pk, self.channel_name)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def shared_rate_limit(self) -> BucketRegistry:
+        self.shared_rate_key = self.user.pk
+        return registry(
+            "user",
+            rate=settings.CHAT_USER_RATE_LIMIT_PER_SECOND,
+            burst=settings.CHAT_USER_RATE_LIMIT_BURST,
+        )
+
+    def close_when_token_expires(self) -> None:
+        """An access token that expires while connected closes its socket at expiry."""
+        expires_at = self.scope.get("token_expires_at")
+        if expires_at is None:
+            return
+        delay = max(0.0, expires_at - time.time())
+        loop = asyncio.get_running_loop()
+        self.expiry_timer = loop.call_later(delay, lambda: loop.create_task(self.token_expired()))
+
+    async def token_expired(self) -> None:
+        await self.reject(
+            Rejection.TOKEN_EXPIRED,
+            "access token expired while connected; refresh it and reconnect",
+        )
+
+    async def member_removed(self, event):
+        """Removed from the room, or deactivated: that user's sockets to this room close."""
+        if event["user_id"] == self.user.pk:
+            await self.reject(Rejection(event.get("reason", Rejection.REMOVED_FROM_ROOM)))
+
+    async def websocket_disconnect(self, message):
+        if getattr(self, "user_ref", None) is not None:
+            self.restart_typing_timer(False)
+            if getattr(self, "typing_since", None) is not None:
+                await self.relay_typing(False)
+            await self.announce_presence(online=False)
+        await super().websocket_disconnect(message)
+
+    frame_handlers = {
+        CHAT_MESSAGE: handle_chat_message,
+        PING: BaseChatConsumer.handle_ping,
+        CHAT_SYNC: handle_sync,
+        CHAT_EDIT: handle_edit,
+        CHAT_DELETE: handle_delete,
+        READ: handle_read,
+        TYPING: handle_typing,
+    }
+
+
+def _updated_frame(message) -> str:
+    return protocol.dumps(protocol.message_payload(message, type="chat.message.updated"))
+
+
+def _history_after(room, after: int) -> str:
+    page = message_list(room=room, after=after, limit=SYNC_PAGE_SIZE)
+    messages = [protocol.message_payload(message) for message in page.results]
+    return protocol.history_frame(messages, has_more=page.has_more)

@@ -1,0 +1,141 @@
+"""Who is online in a room, shared by every server process.
+
+Each open socket is an entry "<user id>:<connection id>" with an expiry. A user is online in a
+room while at least one entry lives (several tabs count once). Entries are renewed by their
+server process's watchdog every few seconds, so the users of a killed process expire and go
+offline by themselves (CHAT_PRESENCE_TTL_SECONDS). With REDIS_URL the entries live in Redis
+(one sorted set per room, scored by expiry); without it, in this process's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from django.conf import settings
+
+# Atomically: drop expired entries, add or remove ours, count the user's live entries.
+_CHANGE_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if ARGV[5] == 'join' then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+else
+  redis.call('ZREM', KEYS[1], ARGV[3])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+local count = 0
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(member, 1, #ARGV[4]) == ARGV[4] then count = count + 1 end
+end
+return count
+"""
+
+
+def _key(room_id: uuid.UUID) -> str:
+    return f"{settings.CHANNEL_LAYER_PREFIX}:presence:{room_id.hex}"
+
+
+def _entry(user_id: int, connection_id: str) -> str:
+    return f"{user_id}:{connection_id}"
+
+
+def _user_of(entry: str | bytes) -> int:
+    if isinstance(entry, bytes):
+        entry = entry.decode()
+    return int(entry.split(":", 1)[0])
+
+
+class MemoryPresence:
+    """One process: entries in a dict (room → entry → expiry)."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[uuid.UUID, dict[str, float]] = {}
+
+    def _live(self, room_id: uuid.UUID) -> dict[str, float]:
+        return self.rooms.setdefault(room_id, {})
+
+    async def change(self, room_id, user_id: int, connection_id: str, *, join: bool) -> int:
+        entries = self._live(room_id)
+        entry = _entry(user_id, connection_id)
+        if join:
+            entries[entry] = float("inf")  # dies with this process, never needs renewing
+        else:
+            entries.pop(entry, None)
+        return sum(1 for e in entries if _user_of(e) == user_id)
+
+    async def renew(self, sockets: list[tuple[uuid.UUID, int, str]]) -> None:
+        pass
+
+    async def expired_users(self, room_id) -> set[int]:
+        return set()  # entries of this process are removed when their sockets close
+
+    def online_user_ids(self, room_id) -> set[int]:
+        return {_user_of(entry) for entry in self._live(room_id)}
+
+
+class RedisPresence:
+    """Many processes: one sorted set per room in Redis, scored by expiry time."""
+
+    def __init__(self) -> None:
+        self._clients: dict[asyncio.AbstractEventLoop, object] = {}
+
+    def _client(self):
+        from redis.asyncio import Redis
+
+        loop = asyncio.get_running_loop()
+        if loop not in self._clients:
+            self._clients[loop] = Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5
+            )
+        return self._clients[loop]
+
+    async def change(self, room_id, user_id: int, connection_id: str, *, join: bool) -> int:
+        now = time.time()
+        ttl = settings.CHAT_PRESENCE_TTL_SECONDS
+        return await self._client().eval(
+            _CHANGE_SCRIPT,
+            1,
+            _key(room_id),
+            now,
+            now + ttl,
+            _entry(user_id, connection_id),
+            f"{user_id}:",
+            "join" if join else "leave",
+            int(ttl) + 60,
+        )
+
+    async def renew(self, sockets: list[tuple[uuid.UUID, int, str]]) -> None:
+        expiry = time.time() + settings.CHAT_PRESENCE_TTL_SECONDS
+        async with self._client().pipeline(transaction=False) as pipe:
+            for room_id, user_id, connection_id in sockets:
+                pipe.zadd(_key(room_id), {_entry(user_id, connection_id): expiry})
+            await pipe.execute()
+
+    async def expired_users(self, room_id) -> set[int]:
+        """Remove entries whose process stopped renewing them; return users now offline."""
+        client, key, now = self._client(), _key(room_id), time.time()
+        expired = await client.zrangebyscore(key, "-inf", now)
+        if not expired:
+            return set()
+        await client.zrem(key, *expired)
+        still_online = {_user_of(e) for e in await client.zrangebyscore(key, now, "+inf")}
+        return {_user_of(e) for e in expired} - still_online
+
+    def online_user_ids(self, room_id) -> set[int]:
+        from redis import Redis
+
+        client = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        try:
+            entries = client.zrangebyscore(_key(room_id), time.time(), "+inf")
+        finally:
+            client.close()
+        return {_user_of(entry) for entry in entries}
+
+
+_memory = MemoryPresence()
+_redis = RedisPresence()
+
+
+def presence_store() -> MemoryPresence | RedisPresence:
+    return _redis if settings.REDIS_URL else _memory
