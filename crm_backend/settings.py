@@ -162,9 +162,11 @@ if REDIS_URL:
             }
         }
 else:
+    # chat.layers.LocalChannelLayer: Channels' in-memory layer without its per-receiver tasks,
+    # copies and scans, and without its silent drops (a receiver that falls behind is closed).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "BACKEND": "chat.layers.LocalChannelLayer",
             "CONFIG": {"capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000)},
         }
     }

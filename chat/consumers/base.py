@@ -155,6 +155,13 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         if not self.closing and event.get("except") != self.channel_name:
             await self.send(text_data=event["frame"])
 
+    async def layer_overflow(self, event):
+        """This socket fell `capacity` messages behind (chat.layers): close it, never drop."""
+        await self.reject(
+            Rejection.SERVICE_UNAVAILABLE,
+            "you fell too far behind the room; reconnect and recover with after=<last id>",
+        )
+
     async def join_group(self, group_name: str) -> bool:
         try:
             await self.channel_layer.group_add(group_name, self.channel_name)

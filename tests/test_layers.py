@@ -1,0 +1,81 @@
+"""chat.layers.LocalChannelLayer: fan-out without copies or tasks, and no silent drops."""
+
+import pytest
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+
+from chat.events import broadcast_event, room_group_name
+from chat.layers import OVERFLOW_EVENT, LocalChannelLayer
+from tests import factories
+from tests.ws import joined, room_path
+
+
+async def test_layer_group_send_reaches_every_member_in_order():
+    layer = LocalChannelLayer(capacity=10)
+    first, second = await layer.new_channel(), await layer.new_channel()
+    assert first != second
+    for channel in (first, second):
+        await layer.group_add("room", channel)
+    for number in range(3):
+        await layer.group_send("room", {"type": "chat.broadcast", "n": number})
+    for channel in (first, second):
+        assert [(await layer.receive(channel))["n"] for _ in range(3)] == [0, 1, 2]
+
+
+async def test_layer_group_discard_stops_delivery():
+    layer = LocalChannelLayer()
+    channel = await layer.new_channel()
+    await layer.group_add("room", channel)
+    await layer.group_discard("room", channel)
+    await layer.group_send("room", {"type": "x"})
+    assert channel not in layer.channels
+
+
+async def test_layer_receiver_that_falls_behind_gets_an_overflow_notice_not_silence():
+    layer = LocalChannelLayer(capacity=3)
+    slow, fast = await layer.new_channel(), await layer.new_channel()
+    for channel in (slow, fast):
+        await layer.group_add("room", channel)
+
+    for number in range(3):
+        await layer.group_send("room", {"type": "m", "n": number})
+        await layer.receive(fast)
+    for number in range(3, 6):
+        await layer.group_send("room", {"type": "m", "n": number})
+        await layer.receive(fast)
+
+    received = [await layer.receive(slow) for _ in range(4)]
+    assert [m.get("n") for m in received[:3]] == [0, 1, 2]
+    assert received[3] == OVERFLOW_EVENT, "the fourth thing it hears is that it fell behind"
+    assert slow not in layer.groups["room"]
+    assert fast in layer.groups["room"]
+
+
+async def test_layer_send_to_a_full_channel_raises_channel_full():
+    layer = LocalChannelLayer(capacity=1)
+    channel = await layer.new_channel()
+    await layer.send(channel, {"type": "a"})
+    with pytest.raises(ChannelFull):
+        await layer.send(channel, {"type": "b"})
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_socket_that_falls_behind_is_closed_with_1013(room, alice, settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "chat.layers.LocalChannelLayer", "CONFIG": {"capacity": 5}}
+    }
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    layer = get_channel_layer()
+    for number in range(20):  # no await yields to the consumer in between: it cannot keep up
+        await layer.group_send(room_group_name(room.pk), broadcast_event(f'{{"n": {number}}}'))
+
+    frames = []
+    while (frame := await communicator.receive_json_from()).get("type") != "error":
+        frames.append(frame)
+    assert [f["n"] for f in frames] == list(range(len(frames))), "in order, no gap"
+    assert 0 < len(frames) <= 5, "at most `capacity` messages, then the notice"
+    assert frame["code"] == "service_unavailable"
+    assert await communicator.receive_output() == {"type": "websocket.close", "code": 1013}
