@@ -132,6 +132,8 @@ WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers  # CSP for the test page
 # RedisChannelLayer, whose group membership the consumers then refresh (see chat.liveness).
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
+# Messages a socket may fall behind before it is closed with 1013 (never dropped silently).
+CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=1000)
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="crm_chat")
 CHANNEL_LAYER_GROUP_EXPIRY = env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400)
 if REDIS_URL:
@@ -148,7 +150,7 @@ if REDIS_URL:
                 "CONFIG": {
                     "hosts": [{**_redis_host, "socket_timeout": 5.0}],
                     "prefix": CHANNEL_LAYER_PREFIX,
-                    "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+                    "capacity": CHANNEL_LAYER_CAPACITY,
                     "expiry": 60,
                     "group_expiry": CHANNEL_LAYER_GROUP_EXPIRY,
                 },
@@ -167,7 +169,7 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "chat.layers.LocalChannelLayer",
-            "CONFIG": {"capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000)},
+            "CONFIG": {"capacity": CHANNEL_LAYER_CAPACITY},
         }
     }
 # How often each server process checks its channel layer (and refreshes group membership);

@@ -1,5 +1,7 @@
 """chat.layers.LocalChannelLayer: fan-out without copies or tasks, and no silent drops."""
 
+import asyncio
+
 import pytest
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
@@ -79,3 +81,49 @@ async def test_socket_that_falls_behind_is_closed_with_1013(room, alice, setting
     assert 0 < len(frames) <= 5, "at most `capacity` messages, then the notice"
     assert frame["code"] == "service_unavailable"
     assert await communicator.receive_output() == {"type": "websocket.close", "code": 1013}
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+async def test_pubsub_socket_that_falls_behind_is_closed_with_1013(room, alice, settings):
+    """RedisPubSubChannelLayer queues without limit; the consumer closes a socket whose backlog
+    passes CHANNEL_LAYER_CAPACITY instead of letting memory grow."""
+    from channels.layers import channel_layers
+
+    from chat.consumers.room import ChatConsumer
+    from tests.e2e.services import require_shared_redis, unique_prefix
+
+    settings.REDIS_URL = ""  # no watchdog in this in-process test
+    settings.CHANNEL_LAYER_CAPACITY = 5
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [require_shared_redis()], "prefix": unique_prefix()},
+        }
+    }
+    channel_layers.backends.clear()
+    slow_send = ChatConsumer.send
+
+    async def send_slowly(self, *args, **kwargs):  # a client on a slow link
+        await asyncio.sleep(0.02)
+        await slow_send(self, *args, **kwargs)
+
+    ChatConsumer.send = send_slowly
+    try:
+        communicator = await joined(room_path(room), token=factories.access_token(alice))
+        layer = get_channel_layer()
+        for number in range(60):
+            await layer.group_send(room_group_name(room.pk), broadcast_event(f'{{"n": {number}}}'))
+        frames = []
+        while (frame := await communicator.receive_json_from(timeout=5)).get("type") != "error":
+            frames.append(frame)
+        assert [f["n"] for f in frames] == list(range(len(frames))), "in order, no gap"
+        assert len(frames) < 60
+        assert frame["code"] == "service_unavailable"
+        assert await communicator.receive_output(timeout=5) == {
+            "type": "websocket.close",
+            "code": 1013,
+        }
+    finally:
+        ChatConsumer.send = slow_send
+        await get_channel_layer().flush()

@@ -152,8 +152,23 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_broadcast(self, event):
         """A frame for every socket of the room (but `except`), serialized once by the sender."""
-        if not self.closing and event.get("except") != self.channel_name:
-            await self.send(text_data=event["frame"])
+        if self.closing or event.get("except") == self.channel_name:
+            return
+        if self.pubsub_backlog() > settings.CHANNEL_LAYER_CAPACITY:
+            return await self.layer_overflow(event)
+        await self.send(text_data=event["frame"])
+
+    def pubsub_backlog(self) -> int:
+        """Messages waiting for this socket in RedisPubSubChannelLayer's unbounded local queue.
+
+        That layer never drops, so a socket that cannot keep up would grow memory without end;
+        past CHANNEL_LAYER_CAPACITY it is closed like an overflow on the other layers.
+        """
+        loop_layer = getattr(self.channel_layer, "_get_layer", None)
+        if loop_layer is None:
+            return 0
+        queue = loop_layer().channels.get(self.channel_name)
+        return queue.qsize() if queue is not None else 0
 
     async def layer_overflow(self, event):
         """This socket fell `capacity` messages behind (chat.layers): close it, never drop."""
