@@ -9,22 +9,31 @@ import websockets
 
 from tests.e2e.conftest import http_json
 
+# Frames about other members' state, which most tests are not about.
+AMBIENT_TYPES = frozenset({"presence", "typing", "read"})
+
 
 class ChatClient:
-    def __init__(self, ws) -> None:
+    """A chat socket; `ignore` lists frame types it passes over (presence, typing, read)."""
+
+    def __init__(self, ws, ignore=AMBIENT_TYPES) -> None:
         self.ws = ws
+        self.ignore = frozenset(ignore)
         self.established: dict | None = None
 
     @classmethod
-    async def connect(cls, server, room_id: str, token: str) -> ChatClient:
+    async def connect(cls, server, room_id: str, token: str, ignore=AMBIENT_TYPES) -> ChatClient:
         ws = await websockets.connect(f"{server.ws_url}/ws/chat/{room_id}/?token={token}")
-        client = cls(ws)
+        client = cls(ws, ignore)
         client.established = await client.next_frame()
         assert client.established["type"] == "connection.established", client.established
         return client
 
     async def next_frame(self, timeout: float = 5.0) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        while True:
+            frame = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+            if frame.get("type") not in self.ignore:
+                return frame
 
     async def next_message(self, timeout: float = 5.0) -> dict:
         while True:
