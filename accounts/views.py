@@ -1,4 +1,8 @@
+import time
+
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -6,6 +10,12 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts.serializers import UserSerializer
+from accounts.tickets import ticket_issue
+
+
+class ConnectionTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField()
+    expires_in = serializers.IntegerField()
 
 
 class LoginView(TokenObtainPairView):
@@ -20,3 +30,23 @@ class MeView(APIView):
     def get(self, request: Request) -> Response:
         """The user the token belongs to."""
         return Response(UserSerializer(request.user).data)
+
+
+class ConnectionTicketView(APIView):
+    @extend_schema(request=None, responses=ConnectionTicketSerializer)
+    def post(self, request: Request) -> Response:
+        """A single-use ticket for `?ticket=` on a WebSocket URL, valid CHAT_TICKET_SECONDS.
+
+        Keeps long-lived tokens out of URLs (and proxy logs). The socket it opens closes when
+        the access token used here expires."""
+        if request.auth is not None and "exp" in request.auth:
+            token_expires_at = float(request.auth["exp"])
+        else:  # session-authenticated (admin pages): as long as a fresh access token
+            token_expires_at = (
+                time.time() + settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
+            )
+        ticket = ticket_issue(user=request.user, token_expires_at=token_expires_at)
+        return Response(
+            {"ticket": ticket, "expires_in": settings.CHAT_TICKET_SECONDS},
+            status=status.HTTP_201_CREATED,
+        )

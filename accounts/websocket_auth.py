@@ -30,6 +30,24 @@ logger = logging.getLogger(__name__)
 MAX_TOKEN_LENGTH = 4096
 
 
+def ticket_from_scope(scope: dict) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tickets = query.get("ticket")
+    return tickets[0] if tickets and tickets[0] else None
+
+
+def authenticate_ticket(ticket: str) -> TokenCheck:
+    """A connection ticket from POST /api/chat/ws-ticket/: valid once, for a few seconds."""
+    from accounts.tickets import ticket_redeem
+
+    redeemed = ticket_redeem(ticket)
+    if redeemed is None:
+        return TokenCheck(AnonymousUser(), Rejection.TOKEN_INVALID)
+    if not redeemed.user.is_active:
+        return TokenCheck(AnonymousUser(), Rejection.USER_INACTIVE)
+    return TokenCheck(redeemed.user, expires_at=redeemed.session_expires_at.timestamp())
+
+
 def token_from_scope(scope: dict) -> str | None:
     """The raw token: an ``Authorization: Bearer`` header wins over ``?token=``."""
     for name, value in scope.get("headers", []):
@@ -91,9 +109,12 @@ class JWTAuthMiddleware:
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
         check = TokenCheck(AnonymousUser())
-        raw_token = token_from_scope(scope)
-        if raw_token:
-            check = await _checked(raw_token)
+        raw_token, ticket = token_from_scope(scope), ticket_from_scope(scope)
+        if raw_token or ticket:
+            if raw_token:
+                check = await _checked(authenticate_token, raw_token)
+            else:
+                check = await _checked(authenticate_ticket, ticket)
             if check.refusal:
                 logger.info(
                     "WebSocket authentication failed: %s (path %s)", check.refusal, scope["path"]
@@ -106,9 +127,9 @@ class JWTAuthMiddleware:
         return await self.app(scope, receive, send)
 
 
-async def _checked(raw_token: str) -> TokenCheck:
+async def _checked(authenticate, credential: str) -> TokenCheck:
     try:
-        return await database_sync_to_async(authenticate_token)(raw_token)
+        return await database_sync_to_async(authenticate)(credential)
     except DatabaseError:
         logger.exception("WebSocket authentication: database unavailable")
         return TokenCheck(AnonymousUser(), Rejection.SERVICE_UNAVAILABLE)

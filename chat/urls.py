@@ -1,5 +1,6 @@
 from django.urls import path
 
+from accounts.views import ConnectionTicketView
 from chat.views import (
     DirectRoomView,
     RoomAccessView,
@@ -30,4 +31,5 @@ urlpatterns = [
     path("rooms/<uuid:room_id>/presence/", RoomPresenceView.as_view(), name="room-presence"),
     path("rooms/<str:room_id>/access/", RoomAccessView.as_view(), name="room-access"),
     path("direct/", DirectRoomView.as_view(), name="direct-room"),
+    path("ws-ticket/", ConnectionTicketView.as_view(), name="ws-ticket"),
 ]

@@ -233,6 +233,8 @@ CHAT_PUBLIC_IP_RATE_LIMIT_BURST = env.int("CHAT_PUBLIC_IP_RATE_LIMIT_BURST", def
 CHAT_FAILED_HANDSHAKES_PER_MINUTE = env.float("CHAT_FAILED_HANDSHAKES_PER_MINUTE", default=60.0)
 CHAT_FAILED_HANDSHAKES_BURST = env.int("CHAT_FAILED_HANDSHAKES_BURST", default=100)
 # Authors may edit a message for this long after sending it (deleting has no time limit).
+# A connection ticket (POST /api/chat/ws-ticket/) opens one socket within this many seconds.
+CHAT_TICKET_SECONDS = env.int("CHAT_TICKET_SECONDS", default=30)
 CHAT_EDIT_WINDOW_SECONDS = env.int("CHAT_EDIT_WINDOW_SECONDS", default=15 * 60)
 # Presence: a socket's "online" entry lives this long unless its server process renews it,
 # so a killed process's users go offline by themselves. Typing stops after TYPING seconds.
