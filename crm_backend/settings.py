@@ -85,9 +85,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Keep connections between messages (reconnecting per message was a tenth of the hot path);
+# each is health-checked before reuse, so a restarted database is reconnected to by itself.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Concurrent test runs (a work tree and a fresh clone) must not share a test database.
 if env.str("CHAT_TEST_DB_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("CHAT_TEST_DB_NAME")}
