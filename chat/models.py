@@ -3,6 +3,8 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from chat.fields import NulSafeTextField
+
 
 class Room(models.Model):
     class Type(models.TextChoices):
@@ -58,7 +60,7 @@ class Message(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
     )
-    text = models.TextField()
+    text = NulSafeTextField()
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no client_id, outside the unique constraint
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
@@ -92,7 +94,7 @@ class MessageRevision(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     action = models.CharField(max_length=10, choices=Action.choices)
-    previous_text = models.TextField()
+    previous_text = NulSafeTextField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

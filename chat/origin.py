@@ -26,6 +26,7 @@ def origin_allowed(scope: dict, *, public_room: bool) -> bool:
         return True
     try:
         parts = urlsplit(origin)
+        parts.port  # noqa: B018 - raises ValueError for "http://localhost:3000.evil.example"
     except ValueError:
         return False
     host = parts.hostname

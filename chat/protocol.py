@@ -144,7 +144,7 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
         if "message" not in data:
             raise ProtocolError(FrameError.INVALID_FRAME, "frame needs a 'type' or a 'message'")
         frame_type = CHAT_MESSAGE
-    if frame_type not in CLIENT_TYPES:
+    if not isinstance(frame_type, str) or frame_type not in CLIENT_TYPES:
         raise ProtocolError(
             FrameError.UNKNOWN_TYPE,
             f"unknown frame type; expected one of: {', '.join(sorted(CLIENT_TYPES))}",
@@ -171,10 +171,22 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
     )
 
 
+def _encodable(value: str, field: str) -> str:
+    """JSON escapes can smuggle lone surrogates ("\ud800"), which no UTF-8 peer can receive."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError(
+            FrameError.INVALID_FRAME, f"'{field}' is not valid Unicode (a lone surrogate)"
+        ) from None
+    return value
+
+
 def _message_text(data: dict[str, Any], max_length: int) -> str:
     message = data.get("message")
     if not isinstance(message, str):
         raise ProtocolError(FrameError.INVALID_FRAME, "'message' must be a string")
+    _encodable(message, "message")
     if not message.strip():
         raise ProtocolError(FrameError.EMPTY_MESSAGE, "message is empty")
     if len(message) > max_length:
@@ -193,7 +205,7 @@ def _client_id(data: dict[str, Any]) -> str | None:
             FrameError.INVALID_FRAME,
             f"'client_id' must be a string of 1 to {MAX_CLIENT_ID_LENGTH} characters",
         )
-    return client_id
+    return _encodable(client_id, "client_id")
 
 
 def _sync_cursor(data: dict[str, Any]) -> int:
@@ -222,7 +234,7 @@ def _is_typing(data: dict[str, Any]) -> bool:
 def _display_name(data: dict[str, Any]) -> str | None:
     username = data.get("username")
     if isinstance(username, str) and username.strip():
-        return username.strip()[:50]
+        return _encodable(username.strip()[:50], "username")
     return None
 
 

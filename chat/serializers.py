@@ -107,6 +107,10 @@ class MessageEditSerializer(serializers.Serializer):
     def validate_message(self, value: str) -> str:
         if not value.strip():
             raise serializers.ValidationError("message is empty")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise serializers.ValidationError("message is not valid Unicode") from None
         return value
 
 
