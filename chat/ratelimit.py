@@ -79,3 +79,8 @@ def registry(name: str, *, rate: float, burst: int) -> BucketRegistry:
     if found is None:
         found = _registries[key] = BucketRegistry(rate=rate, burst=burst)
     return found
+
+
+def reset_all() -> None:
+    """Forget every per-user and per-IP bucket of this process (tests start from a clean slate)."""
+    _registries.clear()

@@ -1,6 +1,7 @@
 import pytest
 from channels.layers import channel_layers
 
+from chat import ratelimit
 from tests.factories import make_room, make_user
 
 
@@ -31,6 +32,15 @@ def outsider(db):
 def room(alice, bob):
     """A room where alice is the admin and bob a member; `outsider` is not in it."""
     return make_room(admins=[alice], members=[bob], name="Chat - Gerência", type="community")
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limits():
+    """Per-process limits (failed handshakes per IP, messages per user) start empty: in-process
+    sockets all share one client address, so one test's refusals would count in the next."""
+    ratelimit.reset_all()
+    yield
+    ratelimit.reset_all()
 
 
 @pytest.fixture(autouse=True)

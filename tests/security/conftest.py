@@ -10,10 +10,8 @@ import asyncio
 import json
 import re
 
-import pytest
 from channels.testing import WebsocketCommunicator
 
-from chat import ratelimit
 from chat.models import Message
 from chat.protocol import FrameError, Rejection
 
@@ -26,18 +24,6 @@ LEAK_PATTERN = re.compile(
     r"Traceback|File \"|line \d+, in |object at 0x|<class |Error\(|Exception\(|site-packages"
 )
 
-
-@pytest.fixture(autouse=True)
-def fresh_rate_limits():
-    """Per-process limit registries (failed handshakes per IP, messages per user) start empty.
-
-    In-process sockets all share one client address, so without this a test's refusals would
-    count against the next test's handshakes.
-    """
-    registries = getattr(ratelimit, "_registries", {})  # chat.ratelimit's process-wide state
-    registries.clear()
-    yield
-    registries.clear()
 
 
 async def stored_count() -> int:
