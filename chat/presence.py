@@ -15,9 +15,13 @@ import uuid
 
 from django.conf import settings
 
-# Atomically: drop expired entries, add or remove ours, count the user's live entries.
+# Atomically: drop this user's expired entries, add or remove ours, count the user's entries.
+# Other users' expired entries stay: the watchdog removes them and announces those users
+# offline (dropping them here would leave them "online" on every screen).
 _CHANGE_SCRIPT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  if string.sub(member, 1, #ARGV[4]) == ARGV[4] then redis.call('ZREM', KEYS[1], member) end
+end
 if ARGV[5] == 'join' then
   redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
 else

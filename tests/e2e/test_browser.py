@@ -9,15 +9,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
 import re
 import threading
 import time
+import urllib.request
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.e2e.conftest import login, room_id_by_name
+from tests.e2e.conftest import http_json, login, room_id_by_name
 from tests.e2e.server import DEMO_PASSWORD, PROJECT_DIR
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -318,3 +321,153 @@ def test_page_works_under_the_servers_content_security_policy(browser, server):
 
 def csp_hash(source: str) -> str:
     return "sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
+
+
+# --- team chat: presence, typing, read receipts, edits and deletes -------------------------
+# Logins are throttled (LOGIN_THROTTLE_RATE, 20/min per address) on the shared server, so these
+# tests share two logged-in pages and one token per user; each test leaves them disconnected.
+
+
+@dataclass
+class Pair:
+    admin: Page
+    maria: Page
+    tokens: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def logged_in_pair(browser, server):
+    contexts = [browser.new_context(), browser.new_context()]
+    pages = []
+    for context, username in zip(contexts, ["admin", "maria"], strict=True):
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{server.http_url}/static/test_chat_websocket.html")
+        log_in(page, username)
+        pages.append(page)
+    yield Pair(*pages, tokens={"admin": login(server, "admin"), "maria": login(server, "maria")})
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def pair(logged_in_pair):
+    yield logged_in_pair
+    for page in (logged_in_pair.admin, logged_in_pair.maria):
+        if page.locator("#disconnect-button").is_enabled():
+            page.click("#disconnect-button")
+        expect(page.locator("#status")).to_have_text("Desconectado")
+
+
+def rest(server, method: str, path: str, token: str, data: dict | None = None) -> int:
+    """A REST call the way another client (the React app, a script) would make it."""
+    request = urllib.request.Request(
+        f"{server.http_url}{path}",
+        json.dumps(data).encode() if data is not None else None,
+        {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status
+
+
+def rendered(page: Page, message_id: int):
+    return page.locator(f'#messages .message[data-id="{message_id}"]')
+
+
+def rendered_id(page: Page, text: str) -> int:
+    item = messages_with(page, text)
+    expect(item).to_have_count(1, timeout=TIMEOUT_MS)
+    return int(item.get_attribute("data-id"))
+
+
+def online_names(page: Page, name: str):
+    return page.locator("#online-list li").filter(has_text=re.compile(f"^{name}$"))
+
+
+def test_presence_list_shows_who_is_online(pair):
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, VENDAS)
+    expect(online_names(admin, "admin")).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(online_names(admin, "maria")).to_have_count(0)
+
+    open_room(maria, VENDAS)  # maria's list comes from GET …/presence/, admin's from a frame
+    expect(online_names(maria, "admin")).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(online_names(maria, "maria")).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(online_names(admin, "maria")).to_have_count(1, timeout=TIMEOUT_MS)
+
+    maria.click("#disconnect-button")
+    expect(online_names(admin, "maria")).to_have_count(0, timeout=TIMEOUT_MS)
+    expect(maria.locator("#presence")).to_be_hidden()
+
+
+def test_typing_indicator_appears_on_the_other_page(pair):
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, GERENCIA)
+    open_room(maria, GERENCIA)
+    indicator = admin.locator("#typing")
+    expect(indicator).to_have_text("")
+
+    maria.locator("#message-input").press_sequentially("estou escrev", delay=20)
+    expect(indicator).to_have_text("maria está digitando…", timeout=TIMEOUT_MS)
+    expect(maria.locator("#typing")).to_have_text("")  # not to herself
+
+    send(maria, unique("pronto"))  # sending stops the indicator
+    expect(indicator).to_have_text("", timeout=TIMEOUT_MS)
+
+    maria.locator("#message-input").press_sequentially("mais uma", delay=20)
+    expect(indicator).to_have_text("maria está digitando…", timeout=TIMEOUT_MS)
+    maria.click("#room-title")  # leaving the input stops it too, well before the server would
+    expect(indicator).to_have_text("", timeout=2500)
+    maria.fill("#message-input", "")
+
+
+def test_edited_and_deleted_messages_update_on_every_page(pair, server):
+    admin, maria, token = pair.admin, pair.maria, pair.tokens["admin"]
+    open_room(admin, GERENCIA)
+    open_room(maria, GERENCIA)
+    typo, doomed = unique("reuniao as 15h"), unique("mensagem errada")
+    send(admin, typo)
+    send(admin, doomed)
+    typo_id, doomed_id = rendered_id(maria, typo), rendered_id(maria, doomed)
+    base = f"/api/chat/rooms/{room_id_by_name(server, token, GERENCIA)}/messages/"
+    fixed = unique("reunião às 16h")
+
+    assert rest(server, "PATCH", f"{base}{typo_id}/", token, {"message": fixed}) == 200
+    assert rest(server, "DELETE", f"{base}{doomed_id}/", token) == 204
+
+    for page in (admin, maria):
+        expect(rendered(page, typo_id)).to_have_text(
+            re.compile(re.escape(f"admin: {fixed} (editado)") + "$"), timeout=TIMEOUT_MS
+        )
+        expect(rendered(page, doomed_id)).to_contain_text(
+            "admin: mensagem apagada", timeout=TIMEOUT_MS
+        )
+        expect(rendered(page, doomed_id)).not_to_contain_text(doomed)
+    expect(messages_with(maria, typo)).to_have_count(0)
+
+    # From history (another room, then back: the screen is rebuilt from GET …/messages/).
+    for room in (VENDAS, GERENCIA):
+        maria.click("#disconnect-button")
+        open_room(maria, room)
+        if room == VENDAS:
+            expect(rendered(maria, typo_id)).to_have_count(0)
+    expect(rendered(maria, typo_id)).to_contain_text(f"{fixed} (editado)", timeout=TIMEOUT_MS)
+    expect(rendered(maria, doomed_id)).to_contain_text("mensagem apagada")
+    expect(rendered(maria, doomed_id)).not_to_contain_text("(editado)")
+
+
+def test_read_receipts_mark_the_room_read_and_show_on_own_messages(pair, server):
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, VENDAS)
+    open_room(maria, VENDAS)
+    text = unique("alguém leu?")
+
+    send(admin, text)
+
+    expect(maria.locator("#messages")).to_contain_text(text, timeout=TIMEOUT_MS)
+    expect(messages_with(admin, text).locator(".receipt")).to_have_text(
+        "✓ lido por 1", timeout=TIMEOUT_MS
+    )
+    rooms = http_json(f"{server.http_url}/api/chat/rooms/", token=pair.tokens["maria"])
+    assert next(r["unread_count"] for r in rooms if r["name"] == VENDAS) == 0
