@@ -48,6 +48,9 @@ class MessageRevisionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False  # an audit trail nobody can rewrite or erase from the admin
+
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):

@@ -930,3 +930,30 @@ def test_admin_revisions_are_not_for_plain_users(alice):
     client.force_login(alice)
     response = client.get("/admin/chat/messagerevision/")
     assert response.status_code == 302  # to the admin login page
+
+
+async def test_typing_flipping_true_and_false_in_a_loop_is_throttled(room, alice, bob):
+    """A client alternating true/false is relayed a few times, not once per frame."""
+    typist = await joined(room_path(room), token=factories.access_token(alice))
+    watcher = await joined(room_path(room), token=factories.access_token(bob), ignore=())
+    await watcher.receive_nothing(timeout=0.2)  # alice's presence, if any, is drained below
+    for _ in range(20):
+        await typist.send_json_to({"type": "typing", "is_typing": True})
+        await typist.send_json_to({"type": "typing", "is_typing": False})
+    relayed = 0
+    while not await watcher.receive_nothing(timeout=0.3):
+        frame = await watcher.receive_json_from()
+        relayed += frame["type"] == "typing"
+    assert 0 < relayed <= 6, relayed
+    await typist.disconnect()
+    await watcher.disconnect()
+
+
+def test_admin_cannot_delete_audit_revisions(room, alice, superuser):
+    message = Message.objects.create(room=room, author=alice, text="original")
+    message_edit(room=room, message_id=message.pk, editor=alice, text="editada")
+    revision = MessageRevision.objects.get()
+    client = Client()
+    client.force_login(superuser)
+    assert client.post(f"/admin/chat/messagerevision/{revision.pk}/delete/").status_code == 403
+    assert MessageRevision.objects.filter(pk=revision.pk).exists()

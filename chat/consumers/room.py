@@ -33,7 +33,7 @@ from chat.protocol import (
     FrameError,
     Rejection,
 )
-from chat.ratelimit import BucketRegistry, registry
+from chat.ratelimit import BucketRegistry, TokenBucket, registry
 from chat.selectors import message_list
 from chat.services import (
     ChatActionRefused,
@@ -47,6 +47,7 @@ logger = logging.getLogger("chat.consumers")
 
 SYNC_PAGE_SIZE = 200
 TYPING_REPEAT_SECONDS = 1.0  # a client saying "still typing" is relayed at most this often
+TYPING_RELAYS_PER_SECOND = 2.0  # and any typing change at most this often, after a burst of 4
 HANDSHAKE_RATE_LIMITED = "too many failed connection attempts from your address; wait and retry"
 
 
@@ -185,9 +186,16 @@ class ChatConsumer(BaseChatConsumer):
             return
         if not frame.is_typing and getattr(self, "typing_since", None) is None:
             return
+        if not self.typing_bucket().allow():
+            return  # a client flipping true/false in a loop: typing is best effort, let it go
         self.typing_since = now if frame.is_typing else None
         self.typing_relayed_at = now
         await self.relay_typing(frame.is_typing)
+
+    def typing_bucket(self) -> TokenBucket:
+        if getattr(self, "_typing_bucket", None) is None:
+            self._typing_bucket = TokenBucket(rate=TYPING_RELAYS_PER_SECOND, burst=4)
+        return self._typing_bucket
 
     def restart_typing_timer(self, is_typing: bool) -> None:
         timer = getattr(self, "typing_timer", None)
