@@ -6,7 +6,8 @@ checks the channel layer every CHAT_LAYER_CHECK_SECONDS with a real round trip a
 watches the server's run_id. When the layer fails or Redis restarted (its memory wiped),
 every chat socket of this process is closed with `service_unavailable` / 1013: clients
 reconnect and recover what they missed with `after=`. On RedisChannelLayer the same loop
-refreshes group membership, so a long-lived socket never falls out of its group by expiry.
+refreshes the process's room subscriptions (chat.fanout), so a long-lived socket never
+falls out of its room by group expiry.
 
 It also closes every socket with 1001 when daphne shuts down (SIGTERM).
 """
@@ -28,8 +29,6 @@ ROUND_TRIP_TIMEOUT_SECONDS = 3.0
 
 
 class LiveSocket(Protocol):
-    group_name: str | None
-    channel_name: str
 
     async def layer_lost(self) -> None: ...
 
@@ -107,12 +106,12 @@ class LayerWatchdog:
         await self.layer.receive(self.channel)
 
     async def refresh_groups(self) -> None:
-        """RedisChannelLayer forgets group members after group_expiry: add them again."""
+        """RedisChannelLayer forgets group members after group_expiry: subscribe rooms again."""
         if not hasattr(self.layer, "group_expiry"):
             return
-        for socket in list(_open_sockets):
-            if socket.group_name:
-                await self.layer.group_add(socket.group_name, socket.channel_name)
+        from chat.fanout import room_hub
+
+        await room_hub().resubscribe()
 
     async def renew_presence(self) -> None:
         """Keep this process's users online; announce users whose process died as offline."""

@@ -11,6 +11,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import events, liveness, protocol
+from chat.fanout import room_hub
 from chat.protocol import (
     CHAT_DELETE,
     CHAT_EDIT,
@@ -154,21 +155,15 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         """A frame for every socket of the room (but `except`), serialized once by the sender."""
         if self.closing or event.get("except") == self.channel_name:
             return
-        if self.pubsub_backlog() > settings.CHANNEL_LAYER_CAPACITY:
-            return await self.layer_overflow(event)
         await self.send(text_data=event["frame"])
 
-    def pubsub_backlog(self) -> int:
-        """Messages waiting for this socket in RedisPubSubChannelLayer's unbounded local queue.
+    async def room_event(self, event: dict) -> None:
+        """An event of this socket's room, handed over by the process's RoomHub (chat.fanout)."""
+        handler = self.room_event_handlers.get(event["type"])
+        if handler is not None:
+            await handler(self, event)
 
-        That layer never drops, so a socket that cannot keep up would grow memory without end;
-        past CHANNEL_LAYER_CAPACITY it is closed like an overflow on the other layers.
-        """
-        loop_layer = getattr(self.channel_layer, "_get_layer", None)
-        if loop_layer is None:
-            return 0
-        queue = loop_layer().channels.get(self.channel_name)
-        return queue.qsize() if queue is not None else 0
+    room_event_handlers = {"chat.broadcast": chat_broadcast}
 
     async def layer_overflow(self, event):
         """This socket fell `capacity` messages behind (chat.layers): close it, never drop."""
@@ -179,7 +174,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
 
     async def join_group(self, group_name: str) -> bool:
         try:
-            await self.channel_layer.group_add(group_name, self.channel_name)
+            await room_hub().join(group_name, self)
         except CHANNEL_LAYER_ERRORS:
             logger.exception("channel layer unavailable while joining %s", group_name)
             await self.reject(Rejection.SERVICE_UNAVAILABLE)
@@ -220,7 +215,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             timer.cancel()
         if self.group_name:
             try:
-                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+                await room_hub().leave(self.group_name, self)
             except CHANNEL_LAYER_ERRORS:
                 logger.warning("could not leave %s: channel layer unavailable", self.group_name)
         await super().websocket_disconnect(message)

@@ -276,6 +276,11 @@ class ChatConsumer(BaseChatConsumer):
             await self.announce_presence(online=False)
         await super().websocket_disconnect(message)
 
+    room_event_handlers = {
+        **BaseChatConsumer.room_event_handlers,
+        "member.removed": member_removed,
+    }
+
     frame_handlers = {
         CHAT_MESSAGE: handle_chat_message,
         PING: BaseChatConsumer.handle_ping,

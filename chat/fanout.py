@@ -1,0 +1,165 @@
+"""Room fan-out inside one server process: one channel-layer delivery per message per process.
+
+Channels' usual pattern makes every socket a member of its room's layer group, so a message to
+a room of N sockets costs N layer deliveries, N queue wake-ups and N consumer dispatches (each
+with Channels' `aclose_old_connections()` thread round trip): that was 30-60 % of the server's
+CPU in the benchmark (docs/performance.md). Here each process subscribes to a room's group
+ONCE, with one channel per room, and one reader task writes every event to the room's local
+sockets in arrival order. On Redis a message is one PUBLISH, received once by each process.
+
+Nothing is dropped silently: when the process itself cannot keep up (the room's channel falls
+CHANNEL_LAYER_CAPACITY events behind), every local socket of the room is closed with
+`service_unavailable` / 1013, and clients recover with `after=` (docs/protocol.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Protocol
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from chat.layers import OVERFLOW_EVENT
+
+logger = logging.getLogger(__name__)
+
+
+class RoomSocket(Protocol):
+    channel_name: str
+    closing: bool
+
+    async def room_event(self, event: dict) -> None: ...
+
+    async def layer_overflow(self, event: dict) -> None: ...
+
+
+class LocalRoom:
+    """One room's subscription in this process: its channel, reader and local sockets."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.channel: str | None = None
+        self.sockets: dict[str, RoomSocket] = {}  # channel name -> socket, in join order
+        self.subscribed: asyncio.Task | None = None
+        self.reader: asyncio.Task | None = None
+
+
+class RoomHub:
+    """This process's (event loop's) rooms: subscribes each once and fans events out locally."""
+
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self.rooms: dict[str, LocalRoom] = {}
+
+    async def join(self, group: str, socket: RoomSocket) -> None:
+        """Add a socket to its room; the first socket of a room subscribes this process to it."""
+        room = self.rooms.get(group)
+        if room is None:
+            room = self.rooms[group] = LocalRoom(group)
+            room.subscribed = asyncio.get_running_loop().create_task(self._subscribe(room))
+        try:
+            await asyncio.shield(room.subscribed)
+        except Exception:
+            if self.rooms.get(group) is room:
+                del self.rooms[group]
+            raise
+        room.sockets[socket.channel_name] = socket
+
+    async def leave(self, group: str, socket: RoomSocket) -> None:
+        """Remove a socket; the last socket of a room unsubscribes this process from it."""
+        room = self.rooms.get(group)
+        if room is None or room.sockets.pop(socket.channel_name, None) is None:
+            return
+        if not room.sockets:
+            await self._unsubscribe(room)
+
+    def local_socket_count(self, group: str) -> int:
+        room = self.rooms.get(group)
+        return len(room.sockets) if room else 0
+
+    async def resubscribe(self) -> None:
+        """Add every room channel to its group again (RedisChannelLayer forgets by expiry)."""
+        for room in list(self.rooms.values()):
+            if room.channel is not None:
+                await self.layer.group_add(room.group, room.channel)
+
+    async def _subscribe(self, room: LocalRoom) -> None:
+        # The default prefix matters: RedisChannelLayer reads a process's channels from one
+        # list per prefix, so a room channel with its own prefix would wait behind the others.
+        room.channel = await self.layer.new_channel()
+        await self.layer.group_add(room.group, room.channel)
+        room.reader = asyncio.get_running_loop().create_task(self._read(room))
+
+    async def _unsubscribe(self, room: LocalRoom) -> None:
+        if self.rooms.get(room.group) is room:
+            del self.rooms[room.group]
+        if room.reader is not None:
+            room.reader.cancel()
+        if room.channel is not None:
+            try:
+                await self.layer.group_discard(room.group, room.channel)
+            except Exception:  # the layer is down; its watchdog closes the sockets anyway
+                logger.warning("could not unsubscribe from %s", room.group)
+
+    async def _read(self, room: LocalRoom) -> None:
+        while True:
+            try:
+                event = await self.layer.receive(room.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("lost the channel layer while reading %s", room.group)
+                return await self._close_room(room, "channel layer lost")
+            if event is OVERFLOW_EVENT or self._backlog(room) > settings.CHANNEL_LAYER_CAPACITY:
+                return await self._close_room(room, "fell too far behind")
+            await self._deliver(room, event)
+
+    async def _deliver(self, room: LocalRoom, event: dict) -> None:
+        for socket in tuple(room.sockets.values()):
+            if socket.closing:
+                continue
+            try:
+                await socket.room_event(event)
+            except Exception:  # one broken socket must not cost the others their message
+                logger.warning("could not deliver %s to %s", event.get("type"), socket.channel_name)
+
+    async def _close_room(self, room: LocalRoom, why: str) -> None:
+        """This process cannot deliver the room's events: close its sockets (1013), never drop."""
+        if self.rooms.get(room.group) is room:
+            del self.rooms[room.group]  # a socket that joins from now on gets a new subscription
+        room.reader = None  # this very task: not to be cancelled by _unsubscribe
+        sockets = tuple(room.sockets.values())
+        logger.error("room %s %s: closing %d sockets with 1013", room.group, why, len(sockets))
+        await asyncio.gather(
+            *(socket.layer_overflow({"type": "layer.overflow"}) for socket in sockets),
+            return_exceptions=True,
+        )
+        await self._unsubscribe(room)
+
+    def _backlog(self, room: LocalRoom) -> int:
+        """Events waiting in RedisPubSubChannelLayer's unbounded local queue for this room.
+
+        That layer never drops, so a process that cannot keep up would grow memory without end;
+        the other layers bound their queues and send OVERFLOW_EVENT instead.
+        """
+        loop_layer = getattr(self.layer, "_get_layer", None)
+        if loop_layer is None:
+            return 0
+        queue = loop_layer().channels.get(room.channel)
+        return queue.qsize() if queue is not None else 0
+
+
+_hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def room_hub() -> RoomHub:
+    """The hub of the running event loop for the current channel layer."""
+    loop = asyncio.get_running_loop()
+    layer = get_channel_layer()
+    hub = _hubs.get(loop)
+    if hub is None or hub.layer is not layer:
+        hub = _hubs[loop] = RoomHub(layer)
+    return hub
