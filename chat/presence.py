@@ -15,6 +15,9 @@ import uuid
 
 from django.conf import settings
 
+REDIS_POOL_SIZE = 20  # per process: presence calls are short, a few connections serve many
+REDIS_POOL_WAIT_SECONDS = 5.0
+
 # Atomically: drop this user's expired entries, add or remove ours, count the user's entries.
 # Other users' expired entries stay: the watchdog removes them and announces those users
 # offline (dropping them here would leave them "online" on every screen).
@@ -85,13 +88,20 @@ class RedisPresence:
         self._clients: dict[asyncio.AbstractEventLoop, object] = {}
 
     def _client(self):
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
         loop = asyncio.get_running_loop()
         if loop not in self._clients:
-            self._clients[loop] = Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5
+            # Blocking: a burst of handshakes waits for a free connection instead of failing
+            # with redis-py's "Too many connections" past its default pool of 100.
+            pool = BlockingConnectionPool.from_url(
+                settings.REDIS_URL,
+                max_connections=REDIS_POOL_SIZE,
+                timeout=REDIS_POOL_WAIT_SECONDS,
+                socket_connect_timeout=2,
+                socket_timeout=5,
             )
+            self._clients[loop] = Redis(connection_pool=pool)
         return self._clients[loop]
 
     async def change(self, room_id, user_id: int, connection_id: str, *, join: bool) -> int:
