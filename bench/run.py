@@ -69,7 +69,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--s1-variants",
         default="product,control",
-        help="product,control and hot-path experiments exp-dispatch,exp-local",
+        help="product,control",
     )
     p.add_argument("--s3-connections", default="", help="e.g. 1000,5000")
     p.add_argument(

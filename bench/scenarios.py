@@ -35,10 +35,6 @@ S3_ROOM_SIZE = 100  # S3 connections are spread over rooms of this many members
 S5_ROOMS, S5_ROOM_SIZE = 20, 5
 
 
-# Product variants with one hot-path change each (bench.experiments, routed by bench.asgi).
-EXPERIMENT_PATHS = {"exp-dispatch": "/ws/exp/dispatch/chat/", "exp-local": "/ws/exp/local/chat/"}
-
-
 @dataclass
 class Context:
     server: ServerProcess
@@ -50,11 +46,10 @@ class Context:
     profile_hook: object = None  # async callable(rate) run after the S1 product ramp
     log: object = print
 
-    def product_url(self, room_key: str, user_index: int, variant: str = "product") -> str:
+    def product_url(self, room_key: str, user_index: int) -> str:
         room = self.data["rooms"][room_key]
         token = self.data["users"][user_index]["token"]
-        prefix = EXPERIMENT_PATHS.get(variant, "/ws/chat/")
-        return f"{self.server.ws_url}{prefix}{room}/?token={token}"
+        return f"{self.server.ws_url}/ws/chat/{room}/?token={token}"
 
     def control_url(self, room_name: str) -> str:
         return f"{self.server.ws_url}/ws/tutorial/{room_name}/"
@@ -106,7 +101,7 @@ async def s1_fanout(ctx: Context, kind: str, rates: list[int] | None = None) -> 
     fanout = S1_RECEIVERS + 1
     room = _unique("s1")
     if product:
-        urls = [ctx.product_url("s1", i, kind) for i in range(fanout)]
+        urls = [ctx.product_url("s1", i) for i in range(fanout)]
     else:
         urls = [ctx.control_url(room)] * fanout
     clients = [Client(u, ctx.tally, product=product, fanout=fanout) for u in urls]
