@@ -54,8 +54,19 @@ class MessageRevisionAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
+    """Messages are read here, not rewritten: an edit or delete that skipped chat.services
+    would leave no revision (and a hard delete would take the revisions with it)."""
+
     inlines = [MessageRevisionInline]
     list_display = ["id", "room", "author", "text", "created_at", "edited_at", "deleted_at"]
     list_filter = ["room"]
     search_fields = ["text"]
-    raw_id_fields = ["room", "author"]
+    fields = readonly_fields = [
+        "room", "author", "text", "client_id", "created_at", "edited_at", "deleted_at"
+    ]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

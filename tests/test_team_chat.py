@@ -957,3 +957,20 @@ def test_admin_cannot_delete_audit_revisions(room, alice, superuser):
     client.force_login(superuser)
     assert client.post(f"/admin/chat/messagerevision/{revision.pk}/delete/").status_code == 403
     assert MessageRevision.objects.filter(pk=revision.pk).exists()
+
+
+def test_admin_cannot_rewrite_or_erase_a_message_around_its_audit_trail(room, alice, superuser):
+    """Edits and deletes go through the services, which keep revisions; the admin only reads."""
+    message = Message.objects.create(room=room, author=alice, text="original")
+    message_edit(room=room, message_id=message.pk, editor=alice, text="editada")
+    client = Client()
+    client.force_login(superuser)
+
+    client.post(
+        f"/admin/chat/message/{message.pk}/change/",
+        {"room": room.pk, "author": alice.pk, "text": "reescrita sem rastro"},
+    )
+    assert client.post(f"/admin/chat/message/{message.pk}/delete/").status_code == 403
+    message.refresh_from_db()
+    assert message.text == "editada"
+    assert MessageRevision.objects.filter(message=message).count() == 1
