@@ -581,3 +581,17 @@ def test_docs_page_loads_its_assets_from_static_not_a_cdn(db):
     assert assets, "the docs page should load swagger-ui assets"
     assert all(asset.startswith("/static/") for asset in assets), assets
     assert not re.search(r"https?://", html)
+
+
+def test_login_attempts_past_the_rate_are_429_with_retry_after(alice):
+    """LOGIN_THROTTLE_RATE (default 20/min per client): guessing passwords gets throttled."""
+    client = APIClient()
+    answers = [
+        client.post("/api/auth/token/", {"username": "alice", "password": f"guess{n}"}).status_code
+        for n in range(20)
+    ]
+    assert answers == [401] * 20
+    throttled = client.post("/api/auth/token/", {"username": "alice", "password": PASSWORD})
+    assert throttled.status_code == 429, "even the right password waits"
+    assert int(throttled["Retry-After"]) > 0
+    assert "access" not in throttled.json()

@@ -166,6 +166,10 @@ def test_reconnect_recovers_missed_messages_without_duplicates(new_page):
         live.append((ws, ws.connect_to_server()))
 
     admin.route_web_socket(re.compile(r"/ws/chat/"), route)
+    history_requests = []
+    admin.on(
+        "request", lambda r: "/messages/" in r.url and history_requests.append(r.url)
+    )
     open_room(admin, GERENCIA)
     open_room(maria, GERENCIA)
     before = unique("antes da queda")
@@ -195,6 +199,9 @@ def test_reconnect_recovers_missed_messages_without_duplicates(new_page):
     expect(admin.locator("#status")).to_have_text("Conectado", timeout=TIMEOUT_MS)
     for text in missed:
         expect(admin.locator("#messages")).to_contain_text(f"maria: {text}", timeout=TIMEOUT_MS)
+    assert any("after=" in url for url in history_requests), (
+        f"the reconnect asks for what came after the last id: {history_requests}"
+    )
     after = unique("depois da volta")
     send(maria, after)
     expect(admin.locator("#messages")).to_contain_text(after, timeout=TIMEOUT_MS)
@@ -271,6 +278,7 @@ def test_page_opened_from_disk_uses_the_server_url_field(browser, server):
         page.set_default_timeout(TIMEOUT_MS)
         page.goto(PAGE_FILE.as_uri())
         expect(page.locator("#server-url")).to_have_value("http://localhost:8000")
+        expect(page.locator("#login-info")).to_contain_text('só a sala "teste" funciona')
         page.fill("#server-url", server.http_url)
         connect_public(page, "Disco")
         text = unique("aberta do disco")
