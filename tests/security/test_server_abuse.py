@@ -40,7 +40,7 @@ def server(tmp_path_factory):
         # Above the storm's size, so every bad handshake reaches token validation (the
         # expensive path) instead of being cut short by the per-address limit.
         CHAT_FAILED_HANDSHAKES_BURST=str(STORM_SIZE * 2),
-        LOGIN_THROTTLE_RATE="1000/min",  # the tests log in often; tests/test_api.py tests the throttle
+        LOGIN_THROTTLE_RATE="1000/min",  # logins are many here; test_api.py tests the throttle
         CHAT_LOG_LEVEL="WARNING",
     )
     yield server
