@@ -89,6 +89,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # each is health-checked before reuse, so a restarted database is reconnected to by itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Threads writing messages, each room always on the same one (chat/ordering.py); 0 = Channels'
+# single database thread. SQLite takes one writer at a time, so more threads only queue there.
+CHAT_DB_WRITE_THREADS = env.int(
+    "CHAT_DB_WRITE_THREADS",
+    default=0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4,
+)
 # Concurrent test runs (a work tree and a fresh clone) must not share a test database.
 if env.str("CHAT_TEST_DB_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("CHAT_TEST_DB_NAME")}

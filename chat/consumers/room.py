@@ -98,8 +98,8 @@ class ChatConsumer(BaseChatConsumer):
 
     async def handle_chat_message(self, frame: ClientFrame) -> None:
         try:
-            async with room_sequence(self.room.pk):
-                result = await database_sync_to_async(message_create)(
+            async with room_sequence(self.room.pk) as run:
+                result = await run(message_create)(
                     room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
                 )
                 rendered = protocol.dumps(protocol.message_payload(result.message))
@@ -140,8 +140,8 @@ class ChatConsumer(BaseChatConsumer):
 
     async def change_message(self, service, *, render, **arguments) -> None:
         try:
-            async with room_sequence(self.room.pk):
-                message = await database_sync_to_async(service)(**arguments)
+            async with room_sequence(self.room.pk) as run:
+                message = await run(service)(**arguments)
                 delivered = await self.broadcast(render(message))
         except ChatActionRefused as refusal:
             return await self.send_error(FrameError(refusal.code), refusal.detail)

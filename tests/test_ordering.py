@@ -1,0 +1,61 @@
+"""chat.ordering: one room at a time, different rooms side by side."""
+
+import asyncio
+import threading
+import uuid
+
+import pytest
+
+from chat.ordering import room_sequence
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _rooms_on_different_threads(threads: int) -> tuple[uuid.UUID, uuid.UUID]:
+    first = uuid.uuid4()
+    second = next(r for r in iter(uuid.uuid4, None) if r.int % threads != first.int % threads)
+    return first, second
+
+
+async def test_room_sequence_writes_two_rooms_at_once_each_on_its_own_thread(settings):
+    """A write of room A that waits for room B's write finishes: they do not share a thread."""
+    settings.CHAT_DB_WRITE_THREADS = 2
+    room_a, room_b = _rooms_on_different_threads(2)
+    b_wrote = threading.Event()
+    threads_used = {room_a: set(), room_b: set()}
+
+    def write_a() -> bool:
+        threads_used[room_a].add(threading.current_thread().name)
+        return b_wrote.wait(timeout=5)
+
+    def write_b() -> None:
+        threads_used[room_b].add(threading.current_thread().name)
+        b_wrote.set()
+
+    async def in_room(room_id, write):
+        async with room_sequence(room_id) as run:
+            return await run(write)()
+
+    a_saw_b, _ = await asyncio.gather(in_room(room_a, write_a), in_room(room_b, write_b))
+    assert a_saw_b, "room B's write ran while room A's was still in progress"
+    for _ in range(3):
+        await in_room(room_a, lambda: threads_used[room_a].add(threading.current_thread().name))
+    assert len(threads_used[room_a]) == 1, "a room keeps its thread (and connection)"
+    assert threads_used[room_a] != threads_used[room_b]
+
+
+async def test_room_sequence_runs_one_write_of_a_room_at_a_time(settings):
+    settings.CHAT_DB_WRITE_THREADS = 2
+    room_id, inside, most_inside = uuid.uuid4(), 0, 0
+
+    async def write_once():
+        nonlocal inside, most_inside
+        async with room_sequence(room_id) as run:
+            inside += 1
+            most_inside = max(most_inside, inside)
+            await run(lambda: None)()
+            await asyncio.sleep(0.001)
+            inside -= 1
+
+    await asyncio.gather(*(write_once() for _ in range(20)))
+    assert most_inside == 1
