@@ -36,14 +36,16 @@ def message_create(
             # Lock the room row so a room's ids commit in id order: a reader paging with
             # `after=<id>` can then never miss a message that commits late.
             Room.objects.select_for_update().only("id").get(pk=room.pk)
-        if client_id is not None:
-            existing = (
-                Message.objects.select_related("author")
-                .filter(room=room, author=author, client_id=client_id)
-                .first()
-            )
-            if existing is not None:
-                return MessageCreateResult(existing, created=False)
+        if client_id is None:  # nothing to deduplicate: no savepoint (two round trips)
+            message = Message.objects.create(room=room, author=author, text=text)
+            return MessageCreateResult(message, created=True)
+        existing = (
+            Message.objects.select_related("author")
+            .filter(room=room, author=author, client_id=client_id)
+            .first()
+        )
+        if existing is not None:
+            return MessageCreateResult(existing, created=False)
         try:
             with transaction.atomic():
                 message = Message.objects.create(
