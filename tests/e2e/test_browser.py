@@ -135,7 +135,6 @@ def test_authenticated_room_live_and_history_after_reload(new_page):
     reply = unique("combinado")
     send(maria, reply)
     expect(admin.locator("#messages")).to_contain_text(f"maria: {reply}", timeout=TIMEOUT_MS)
-    admin.screenshot(path="/tmp/page.png", full_page=True)
 
     # A reload forgets everything: the message must come back from the stored history.
     admin.reload()
