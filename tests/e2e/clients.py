@@ -48,6 +48,12 @@ class ChatClient:
             frame["client_id"] = client_id
         await self.ws.send(json.dumps(frame))
 
+    @classmethod
+    async def refused(cls, server, room_id: str, token: str) -> tuple[dict | None, int | None]:
+        """A handshake the server refuses: its error frame and close code."""
+        ws = await websockets.connect(f"{server.ws_url}/ws/chat/{room_id}/?token={token}")
+        return await cls(ws, AMBIENT_TYPES).closed_with()
+
     async def sync(self, after: int) -> dict:
         await self.ws.send(json.dumps({"type": "chat.sync", "after": after}))
         while True:
