@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import RedisError
 
@@ -38,22 +41,28 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     # Client frame type -> handler: an explicit table, never getattr on a client's string.
     frame_handlers: dict = {}
 
+    # No layer channel per socket: room events reach a socket through its process's RoomHub
+    # (chat.fanout). A socket then costs no layer queue, no receive task and, on Redis, no
+    # SUBSCRIBE of its own; `channel_name` is only its id (hub, presence, `except`).
+    channel_layer_alias = None
+
     async def __call__(self, scope, receive, send):
-        try:
-            await super().__call__(scope, receive, send)
-        except CHANNEL_LAYER_ERRORS:
-            if hasattr(self, "channel_receive"):
-                logger.warning("channel layer lost under an open socket: %s", scope["path"])
-                return
-            # Channels asks the layer for a channel name before the handshake; when Redis is
-            # down that fails, and without this the client would get an HTTP 500.
-            logger.error("channel layer unavailable; refusing %s with 1013", scope["path"])
-            await _refuse_handshake(receive, send, Rejection.SERVICE_UNAVAILABLE)
+        self.channel_name = f"socket.{secrets.token_hex(8)}"
+        await super().__call__(scope, receive, send)
 
     async def dispatch(self, message):
-        """Any unexpected failure: log it, tell the client `internal_error` (1011), close."""
+        """Any unexpected failure: log it, tell the client `internal_error` (1011), close.
+
+        Unlike Channels' dispatch, no `aclose_old_connections()` before each handler: that is
+        a round trip to the database thread for every frame, while our handlers reach the
+        database only through database_sync_to_async, which does the same clean-up around
+        each call, in the thread that uses the connection.
+        """
         try:
-            await super().dispatch(message)
+            handler = getattr(self, get_handler_name(message), None)
+            if handler is None:
+                raise ValueError(f"no handler for message type {message['type']}")
+            await handler(message)
         except (StopConsumer, asyncio.CancelledError):
             raise
         except Exception:
@@ -188,7 +197,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         if except_self:
             event["except"] = self.channel_name
         try:
-            await self.channel_layer.group_send(self.group_name, event)
+            await get_channel_layer().group_send(self.group_name, event)
         except CHANNEL_LAYER_ERRORS:
             logger.exception("channel layer unavailable while broadcasting to %s", self.group_name)
             return False
@@ -232,20 +241,6 @@ def failed_handshakes() -> BucketRegistry:
         rate=settings.CHAT_FAILED_HANDSHAKES_PER_MINUTE / 60,
         burst=settings.CHAT_FAILED_HANDSHAKES_BURST,
     )
-
-
-async def _refuse_handshake(receive, send, rejection: Rejection) -> None:
-    """Reject a handshake at the raw ASGI level, still with a reason the client can read."""
-    if (await receive())["type"] != "websocket.connect":
-        return
-    await send({"type": "websocket.accept"})
-    await send(
-        {
-            "type": "websocket.send",
-            "text": protocol.error_frame(rejection, rejection.default_detail),
-        }
-    )
-    await send({"type": "websocket.close", "code": int(rejection.close_code)})
 
 
 def _utf8_length(text: str) -> int:
