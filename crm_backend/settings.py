@@ -141,6 +141,9 @@ REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
 # Messages a socket may fall behind before it is closed with 1013 (never dropped silently).
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=1000)
+# A socket whose client has not read for this long while its room kept talking is closed with
+# 1013 (under daphne; chat/backpressure.py), instead of the server buffering for it without end.
+CHAT_SLOW_RECEIVER_SECONDS = env.float("CHAT_SLOW_RECEIVER_SECONDS", default=10.0)
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="crm_chat")
 CHANNEL_LAYER_GROUP_EXPIRY = env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400)
 if REDIS_URL:

@@ -14,6 +14,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from chat import events, liveness, protocol
+from chat.backpressure import watch_send_backlog
 from chat.fanout import room_hub
 from chat.protocol import (
     CHAT_DELETE,
@@ -75,6 +76,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     async def accept(self, subprotocol=None, headers=None):
         self.accepted = True
         await super().accept(subprotocol, headers)
+        self.send_backlog = watch_send_backlog(self.base_send)
 
     async def websocket_connect(self, message):
         self.closing = False
@@ -164,6 +166,10 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         """A frame for every socket of the room (but `except`), serialized once by the sender."""
         if self.closing or event.get("except") == self.channel_name:
             return
+        backlog = getattr(self, "send_backlog", None)
+        if backlog is not None and backlog.seconds_behind() > settings.CHAT_SLOW_RECEIVER_SECONDS:
+            logger.warning("slow receiver: user=%s path=%s", self.log_user(), self.scope["path"])
+            return await self.layer_overflow(event)
         await self.send(text_data=event["frame"])
 
     async def room_event(self, event: dict) -> None:
@@ -175,7 +181,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     room_event_handlers = {"chat.broadcast": chat_broadcast}
 
     async def layer_overflow(self, event):
-        """This socket fell `capacity` messages behind (chat.layers): close it, never drop."""
+        """This socket fell behind (chat.fanout, chat.backpressure): close it, never drop."""
         await self.reject(
             Rejection.SERVICE_UNAVAILABLE,
             "you fell too far behind the room; reconnect and recover with after=<last id>",
