@@ -67,6 +67,12 @@ class LayerWatchdog:
         self.redis_run_id: str | None = None
 
     async def run(self) -> None:
+        # The Redis run_id the first socket opened under: a restart before the first check
+        # must still count as one (its subscriptions and groups are gone).
+        try:
+            self.redis_run_id = await asyncio.wait_for(redis_run_id(), ROUND_TRIP_TIMEOUT_SECONDS)
+        except Exception:  # Redis is down already: the first check says so
+            logger.warning("channel layer watchdog: Redis unreachable at start")
         while True:
             await asyncio.sleep(settings.CHAT_LAYER_CHECK_SECONDS)
             try:
