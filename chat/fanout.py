@@ -124,7 +124,7 @@ class RoomHub:
             try:
                 await socket.room_event(event)
             except Exception:  # one broken socket must not cost the others their message
-                logger.warning("could not deliver %s to %s", event.get("type"), socket.channel_name)
+                logger.exception("could not hand %s to %s", event.get("type"), socket.channel_name)
 
     async def _close_room(self, room: LocalRoom, why: str) -> None:
         """This process cannot deliver the room's events: close its sockets (1013), never drop."""

@@ -61,7 +61,11 @@ async def test_fanout_a_failing_socket_does_not_cost_the_others_their_message(ro
     broken.send = send_fails
     await first.send_json_to({"type": "chat.message", "message": "ainda chega"})
     assert (await first.receive_json_from())["message"] == "ainda chega"
-    assert await second.receive_nothing()
+    assert await second.receive_output() == {"type": "websocket.close", "code": 1011}, (
+        "a socket that cannot be written to is closed, not left open and deaf"
+    )
+    await first.send_json_to({"type": "chat.message", "message": "e de novo"})
+    assert (await first.receive_json_from())["message"] == "e de novo"
 
 
 async def test_fanout_rejoin_after_the_room_emptied_gets_a_new_subscription(room, alice, bob):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 
@@ -175,8 +176,25 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     async def room_event(self, event: dict) -> None:
         """An event of this socket's room, handed over by the process's RoomHub (chat.fanout)."""
         handler = self.room_event_handlers.get(event["type"])
-        if handler is not None:
+        if handler is None:
+            return
+        try:
             await handler(self, event)
+        except Exception as error:
+            if self.closing:
+                return
+            # Usually the client left while the event was on its way (its disconnect is still
+            # queued); otherwise a socket that cannot be written to must not stay open, deaf.
+            self.closing = True
+            logger.info(
+                "could not write to %s on %s (%s: %s); closing it",
+                self.log_user(),
+                self.scope["path"],
+                type(error).__name__,
+                error,
+            )
+            with contextlib.suppress(Exception):
+                await self.close(code=int(Rejection.INTERNAL_ERROR.close_code))
 
     room_event_handlers = {"chat.broadcast": chat_broadcast}
 
