@@ -1,4 +1,5 @@
-"""Let daphne send the protocol-level close codes the chat protocol uses (1001, 1003, 1009...).
+"""Let daphne send the protocol-level close codes the chat protocol uses (1001, 1003, 1009...),
+and give clients time to read the close (with the error frame before it).
 
 Daphne closes sockets through autobahn's ``sendClose``, which only accepts 1000 and
 3000-4999; any other code raises inside daphne and the client sees 1011 instead of, say,
@@ -11,6 +12,7 @@ client receives, so a daphne upgrade that changes this is caught.
 from __future__ import annotations
 
 # RFC 6455 codes an endpoint may put in a close frame besides 1000.
+CLOSE_HANDSHAKE_SECONDS = 10.0
 PROTOCOL_CLOSE_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
 
 
@@ -24,6 +26,10 @@ def allow_protocol_close_codes() -> None:
     original_server_close = WebSocketProtocol.serverClose
 
     def server_close(self, code=None):
+        # autobahn drops the TCP connection if the client has not answered our close within
+        # closeHandshakeTimeout (1 s by default); a client still reading a backlog would lose
+        # the error frame that says why. Give it longer, still bounded.
+        self.closeHandshakeTimeout = max(self.closeHandshakeTimeout or 0, CLOSE_HANDSHAKE_SECONDS)
         if code in PROTOCOL_CLOSE_CODES:
             self.sendCloseFrame(code=code, isReply=False)
         else:
