@@ -152,6 +152,20 @@ async def test_chat_allowed_origins_connect(room, alice, origin):
     await communicator.disconnect()
 
 
+async def test_chat_allowed_origins_follow_the_setting(room, alice, settings):
+    """CHAT_ALLOWED_ORIGINS lets the React app's production origin in; the server's own hosts
+    stay allowed and any other origin stays out."""
+    token = factories.access_token(alice)
+    before = await open_socket(room_path(room), token=token, origin="https://crm.example.com")
+    await assert_rejected(before, "origin_not_allowed", 4403)
+
+    settings.CHAT_ALLOWED_ORIGINS = ["https://crm.example.com"]
+    allowed = await joined(room_path(room), token=token, origin="https://crm.example.com")
+    await allowed.disconnect()
+    other = await open_socket(room_path(room), token=token, origin="https://other.example.com")
+    await assert_rejected(other, "origin_not_allowed", 4403)
+
+
 async def test_chat_null_origin_is_refused_for_real_rooms(room, alice):
     communicator = await open_socket(
         room_path(room), token=factories.access_token(alice), origin="null"
