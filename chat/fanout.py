@@ -26,6 +26,8 @@ from chat.layers import OVERFLOW_EVENT
 
 logger = logging.getLogger(__name__)
 
+YIELD_EVERY_EVENTS = 100
+
 
 class RoomSocket(Protocol):
     channel_name: str
@@ -45,6 +47,7 @@ class LocalRoom:
         self.sockets: dict[str, RoomSocket] = {}  # channel name -> socket, in join order
         self.subscribed: asyncio.Task | None = None
         self.reader: asyncio.Task | None = None
+        self.closing = False  # being torn down: deliver nothing more
 
 
 class RoomHub:
@@ -83,28 +86,66 @@ class RoomHub:
     async def resubscribe(self) -> None:
         """Add every room channel to its group again (RedisChannelLayer forgets by expiry)."""
         for room in list(self.rooms.values()):
-            if room.channel is not None:
-                await self.layer.group_add(room.group, room.channel)
+            if room.channel is None or room.closing:
+                continue
+            await self.layer.group_add(room.group, room.channel)
+            if self.rooms.get(room.group) is not room:  # torn down meanwhile: undo
+                await self._leave_group(room)
 
     async def _subscribe(self, room: LocalRoom) -> None:
         # The default prefix matters: RedisChannelLayer reads a process's channels from one
         # list per prefix, so a room channel with its own prefix would wait behind the others.
         room.channel = await self.layer.new_channel()
-        await self.layer.group_add(room.group, room.channel)
+        # Receive before joining: cancelling the reader is what makes RedisPubSubChannelLayer
+        # drop a channel's queue and subscription, so every way out below can release it.
         room.reader = asyncio.get_running_loop().create_task(self._read(room))
+        try:
+            await self.layer.group_add(room.group, room.channel)
+        except BaseException:
+            await self._release(room)
+            raise
 
     async def _unsubscribe(self, room: LocalRoom) -> None:
         if self.rooms.get(room.group) is room:
             del self.rooms[room.group]
-        if room.reader is not None:
-            room.reader.cancel()
-        if room.channel is not None:
-            try:
-                await self.layer.group_discard(room.group, room.channel)
-            except Exception:  # the layer is down; its watchdog closes the sockets anyway
-                logger.warning("could not unsubscribe from %s", room.group)
+        await self._release(room)
+
+    async def _release(self, room: LocalRoom) -> None:
+        """Give the room's channel back to the layer: stop reading it, take it out of the group."""
+        room.closing = True
+        await self._leave_group(room)
+        reader = room.reader
+        if reader is None or reader is asyncio.current_task():
+            return
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        if room.channel in getattr(self._pubsub_layer(), "channels", ()):
+            await self._cancel_a_receive(room.channel)
+
+    async def _cancel_a_receive(self, channel: str) -> None:
+        """RedisPubSubChannelLayer frees a channel (queue, SUBSCRIBE) only when a receive on
+        it is cancelled; the reader may have been cancelled while writing to a socket."""
+        for _ in range(settings.CHANNEL_LAYER_CAPACITY + 1):
+            receiving = asyncio.ensure_future(self.layer.receive(channel))
+            await asyncio.sleep(0)
+            if not receiving.done():
+                receiving.cancel()
+                await asyncio.gather(receiving, return_exceptions=True)
+                return
+            # an event still queued for the closed room: nobody is left to read it
+
+    def _pubsub_layer(self):
+        loop_layer = getattr(self.layer, "_get_layer", None)  # RedisPubSubChannelLayer
+        return loop_layer() if loop_layer is not None else None
+
+    async def _leave_group(self, room: LocalRoom) -> None:
+        try:
+            await self.layer.group_discard(room.group, room.channel)
+        except Exception:  # the layer is down; its watchdog closes the sockets anyway
+            logger.warning("could not unsubscribe from %s", room.group)
 
     async def _read(self, room: LocalRoom) -> None:
+        in_a_row = 0
         while True:
             try:
                 event = await self.layer.receive(room.channel)
@@ -112,10 +153,22 @@ class RoomHub:
                 raise
             except Exception:
                 logger.exception("lost the channel layer while reading %s", room.group)
-                return await self._close_room(room, "channel layer lost")
+                return await self._close_room(room, "lost its channel layer")
+            if room.closing:
+                continue  # being closed: the events go nowhere, the reader waits to be cancelled
             if event is OVERFLOW_EVENT or self._backlog(room) > settings.CHANNEL_LAYER_CAPACITY:
-                return await self._close_room(room, "fell too far behind")
+                # In its own task: it cancels this reader, which releases the channel.
+                asyncio.get_running_loop().create_task(
+                    self._close_room(room, "fell too far behind")
+                )
+                continue
             await self._deliver(room, event)
+            # A queue with events ready never suspends: let the server write what was sent
+            # (and other rooms read) now and then.
+            in_a_row += 1
+            if in_a_row >= YIELD_EVERY_EVENTS:
+                in_a_row = 0
+                await asyncio.sleep(0)
 
     async def _deliver(self, room: LocalRoom, event: dict) -> None:
         for socket in tuple(room.sockets.values()):
@@ -130,25 +183,27 @@ class RoomHub:
         """This process cannot deliver the room's events: close its sockets (1013), never drop."""
         if self.rooms.get(room.group) is room:
             del self.rooms[room.group]  # a socket that joins from now on gets a new subscription
-        room.reader = None  # this very task: not to be cancelled by _unsubscribe
+        room.closing = True
         sockets = tuple(room.sockets.values())
         logger.error("room %s %s: closing %d sockets with 1013", room.group, why, len(sockets))
         await asyncio.gather(
             *(socket.layer_overflow({"type": "layer.overflow"}) for socket in sockets),
             return_exceptions=True,
         )
-        await self._unsubscribe(room)
+        await self._release(room)
 
     def _backlog(self, room: LocalRoom) -> int:
-        """Events waiting in RedisPubSubChannelLayer's unbounded local queue for this room.
+        """Events waiting for this room in the Redis layers' local buffers.
 
-        That layer never drops, so a process that cannot keep up would grow memory without end;
-        the other layers bound their queues and send OVERFLOW_EVENT instead.
+        RedisPubSubChannelLayer queues without limit and RedisChannelLayer drops the oldest
+        when its buffer is full: on both, a room that falls CHANNEL_LAYER_CAPACITY behind is
+        closed before anything is lost. LocalChannelLayer sends OVERFLOW_EVENT instead.
         """
-        loop_layer = getattr(self.layer, "_get_layer", None)
-        if loop_layer is None:
-            return 0
-        queue = loop_layer().channels.get(room.channel)
+        pubsub = self._pubsub_layer()
+        if pubsub is not None:
+            queue = pubsub.channels.get(room.channel)
+        else:  # RedisChannelLayer; absent elsewhere
+            queue = getattr(self.layer, "receive_buffer", {}).get(room.channel)
         return queue.qsize() if queue is not None else 0
 
 

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+import redis
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
@@ -95,10 +96,11 @@ async def test_pubsub_socket_that_falls_behind_is_closed_with_1013(room, alice, 
 
     settings.REDIS_URL = ""  # no watchdog in this in-process test
     settings.CHANNEL_LAYER_CAPACITY = 5
+    prefix = unique_prefix()
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [require_shared_redis()], "prefix": unique_prefix()},
+            "CONFIG": {"hosts": [require_shared_redis()], "prefix": prefix},
         }
     }
     channel_layers.backends.clear()
@@ -124,6 +126,17 @@ async def test_pubsub_socket_that_falls_behind_is_closed_with_1013(room, alice, 
             "type": "websocket.close",
             "code": 1013,
         }
+        await communicator.disconnect()
+        client = redis.Redis.from_url(require_shared_redis())
+        try:
+            for _ in range(50):  # the room's channel and group are released, not leaked
+                if not client.pubsub_channels(f"{prefix}*"):
+                    break
+                await asyncio.sleep(0.1)
+            assert client.pubsub_channels(f"{prefix}*") == []
+        finally:
+            client.close()
+        assert not get_channel_layer()._get_layer().channels, "no queue left behind"
     finally:
         ChatConsumer.send = slow_send
         await get_channel_layer().flush()
