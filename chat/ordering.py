@@ -10,11 +10,14 @@ Where the database takes concurrent writers (PostgreSQL), a room's writes run on
 their own, picked by the room's id out of CHAT_DB_WRITE_THREADS: one room stays on one thread
 (its advisory lock and unlock share one connection, a session), while different rooms write
 in parallel instead of queueing behind each other on Channels' single database thread.
+While a thread's connection holds a room's lock it is never recycled (CONN_MAX_AGE): that
+would end the session and release the lock halfway through.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -22,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import cache
 
-from channels.db import DatabaseSyncToAsync, database_sync_to_async
+from asgiref.sync import SyncToAsync
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 RETRY_SECONDS = 0.002
 # Weak values: a room's lock lives only while a message of that room is in flight.
@@ -44,13 +47,35 @@ def _write_thread(index: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chat-room-writer-{index}")
 
 
+# Per thread: does this thread's connection hold a room's advisory lock right now?
+_holding = threading.local()
+
+
+def _close_old_connections_unless_locked() -> None:
+    # Recycling the connection (CONN_MAX_AGE) would end its session, and silently release
+    # the room's advisory lock in the middle of "store, then broadcast".
+    if not getattr(_holding, "advisory_lock", False):
+        close_old_connections()
+
+
+class RoomDatabaseSyncToAsync(SyncToAsync):
+    """database_sync_to_async, but never recycling a connection that holds the room's lock."""
+
+    def thread_handler(self, loop, *args, **kwargs):
+        _close_old_connections_unless_locked()
+        try:
+            return super().thread_handler(loop, *args, **kwargs)
+        finally:
+            _close_old_connections_unless_locked()
+
+
 def room_database(room_id: uuid.UUID) -> Callable:
     """database_sync_to_async for this room's writes: on the room's own thread, if any."""
     threads = settings.CHAT_DB_WRITE_THREADS
     if threads <= 0:
-        return database_sync_to_async
+        return RoomDatabaseSyncToAsync
     executor = _write_thread(room_id.int % threads)
-    return lambda function: DatabaseSyncToAsync(
+    return lambda function: RoomDatabaseSyncToAsync(
         function, thread_sensitive=False, executor=executor
     )
 
@@ -62,12 +87,40 @@ def _advisory_key(room_id: uuid.UUID) -> int:
 def _try_advisory_lock(key: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        return cursor.fetchone()[0]
+        locked = cursor.fetchone()[0]
+    _holding.advisory_lock = locked
+    return locked
 
 
 def _advisory_unlock(key: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    finally:
+        _holding.advisory_lock = False
+
+
+async def _acquire_advisory_lock(run: Callable, key: int) -> None:
+    """Try until this process holds the room's lock; never leave it taken if cancelled."""
+    while True:
+        attempt = asyncio.ensure_future(run(_try_advisory_lock)(key))
+        try:
+            if await asyncio.shield(attempt):
+                return
+        except asyncio.CancelledError:
+            attempt.add_done_callback(lambda done: _release_if_taken(done, run, key))
+            raise
+        await asyncio.sleep(RETRY_SECONDS)  # held by another process
+
+
+_unlocks_in_flight: set[asyncio.Task] = set()
+
+
+def _release_if_taken(attempt: asyncio.Future, run: Callable, key: int) -> None:
+    if not attempt.cancelled() and attempt.exception() is None and attempt.result():
+        unlock = asyncio.ensure_future(run(_advisory_unlock)(key))
+        _unlocks_in_flight.add(unlock)
+        unlock.add_done_callback(_unlocks_in_flight.discard)
 
 
 @asynccontextmanager
@@ -82,8 +135,7 @@ async def room_sequence(room_id: uuid.UUID) -> AsyncIterator[Callable]:
             yield run
             return
         key = _advisory_key(room_id)
-        while not await run(_try_advisory_lock)(key):  # noqa: ASYNC110 - held by another process
-            await asyncio.sleep(RETRY_SECONDS)
+        await _acquire_advisory_lock(run, key)
         try:
             yield run
         finally:

@@ -2,9 +2,11 @@
 
 import asyncio
 import threading
+import time
 import uuid
 
 import pytest
+from django.db import connection
 
 from chat.ordering import room_sequence
 
@@ -59,3 +61,31 @@ async def test_room_sequence_runs_one_write_of_a_room_at_a_time(settings):
 
     await asyncio.gather(*(write_once() for _ in range(20)))
     assert most_inside == 1
+
+
+def _expire_connection():
+    """Make the thread's connection overdue for recycling (as CONN_MAX_AGE would); return it."""
+    connection.ensure_connection()
+    connection.close_at = time.monotonic() - 1
+    return connection.connection  # held by the test, so its identity is never reused
+
+
+def _connection_id():
+    connection.ensure_connection()
+    return connection.connection
+
+
+async def test_room_sequence_never_recycles_the_connection_that_holds_the_room_lock(settings):
+    """On PostgreSQL the room's advisory lock lives in the writer's session: recycling that
+    connection mid-sequence would release the lock silently. (SQLite takes no such lock:
+    there this runs the sequence only; ./scripts/test runs the suite on PostgreSQL too.)"""
+    settings.CHAT_DB_WRITE_THREADS = 2
+    room_id = uuid.uuid4()
+    async with room_sequence(room_id) as run:
+        overdue = await run(_expire_connection)()
+        during = await run(_connection_id)()
+    await run(_expire_connection)()
+    after = await run(_connection_id)()
+    if connection.vendor == "postgresql":
+        assert during is overdue, "kept while the lock is held"
+        assert after is not overdue, "recycled once the lock is released"
