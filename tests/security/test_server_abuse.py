@@ -349,9 +349,30 @@ async def test_server_storm_of_bad_token_handshakes_is_refused_and_writes_nothin
         except (OSError, TimeoutError, websockets.WebSocketException) as error:
             return repr(error), None
 
+    pinger = await ChatClient.connect(server, room_id, login(server, "ana"))
+    storm_over = asyncio.Event()
+
+    async def ping_during_storm() -> list[float]:
+        """A member's ping round trips while the storm is on: the server keeps answering."""
+        round_trips = []
+        while not storm_over.is_set():
+            sent = time.monotonic()
+            await pinger.ws.send(json.dumps({"type": "ping"}))
+            while (await pinger.next_frame(timeout=10))["type"] != "pong":
+                pass
+            round_trips.append(time.monotonic() - sent)
+            await asyncio.sleep(0.05)
+        return round_trips
+
+    pinging = asyncio.create_task(ping_during_storm())
     started = time.monotonic()
     outcomes = await asyncio.gather(*(attempt(n) for n in range(STORM_SIZE)))
     elapsed = time.monotonic() - started
+    storm_over.set()
+    round_trips = await pinging
+    await pinger.close()
+    assert round_trips, "the member was answered during the storm"
+    assert max(round_trips) < 5, f"pings during the storm: slowest {max(round_trips):.2f}s"
 
     assert Counter(outcomes) == {("token_invalid", 4401): STORM_SIZE}, Counter(outcomes)
     assert elapsed < 30, f"{STORM_SIZE} refusals took {elapsed:.1f}s"  # ~1-3 s when healthy
