@@ -23,13 +23,14 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from chat.fanout import room_hub
+
 logger = logging.getLogger(__name__)
 
 ROUND_TRIP_TIMEOUT_SECONDS = 3.0
 
 
 class LiveSocket(Protocol):
-
     async def layer_lost(self) -> None: ...
 
     async def going_away(self) -> None: ...
@@ -115,8 +116,6 @@ class LayerWatchdog:
         """RedisChannelLayer forgets group members after group_expiry: subscribe rooms again."""
         if not hasattr(self.layer, "group_expiry"):
             return
-        from chat.fanout import room_hub
-
         await room_hub().resubscribe()
 
     async def renew_presence(self) -> None:

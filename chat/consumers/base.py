@@ -82,6 +82,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message):
         self.closing = False
         self.accepted = False
+        self.send_backlog = None  # set at accept, where the server exposes one
         self.rate_limit = TokenBucket(
             rate=settings.CHAT_RATE_LIMIT_PER_SECOND, burst=settings.CHAT_RATE_LIMIT_BURST
         )
@@ -167,7 +168,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         """A frame for every socket of the room (but `except`), serialized once by the sender."""
         if self.closing or event.get("except") == self.channel_name:
             return
-        backlog = getattr(self, "send_backlog", None)
+        backlog = self.send_backlog
         if backlog is not None and backlog.seconds_behind() > settings.CHAT_SLOW_RECEIVER_SECONDS:
             logger.warning("slow receiver: user=%s path=%s", self.log_user(), self.scope["path"])
             return await self.layer_overflow(event)
