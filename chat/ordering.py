@@ -17,6 +17,7 @@ would end the session and release the lock halfway through.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 import weakref
@@ -28,6 +29,8 @@ from functools import cache
 from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
+
+logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.002
 # Weak values: a room's lock lives only while a message of that room is in flight.
@@ -47,19 +50,32 @@ def _write_thread(index: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chat-room-writer-{index}")
 
 
-# Per thread: does this thread's connection hold a room's advisory lock right now?
-_holding = threading.local()
+# Per thread: the rooms whose advisory lock this thread's connection holds right now.
+_held = threading.local()
+
+
+def _held_keys() -> set[int]:
+    keys = getattr(_held, "keys", None)
+    if keys is None:
+        keys = _held.keys = set()
+    return keys
+
+
+def holds_room_lock(room_id: uuid.UUID) -> bool:
+    """True inside room_sequence's database calls on PostgreSQL: the room's writes are
+    serialized already, across processes too (chat.services needs no row lock then)."""
+    return _advisory_key(room_id) in _held_keys()
 
 
 def _close_old_connections_unless_locked() -> None:
     # Recycling the connection (CONN_MAX_AGE) would end its session, and silently release
-    # the room's advisory lock in the middle of "store, then broadcast".
-    if not getattr(_holding, "advisory_lock", False):
+    # a room's advisory lock in the middle of "store, then broadcast".
+    if not _held_keys():
         close_old_connections()
 
 
 class RoomDatabaseSyncToAsync(SyncToAsync):
-    """database_sync_to_async, but never recycling a connection that holds the room's lock."""
+    """database_sync_to_async, but never recycling a connection that holds a room's lock."""
 
     def thread_handler(self, loop, *args, **kwargs):
         _close_old_connections_unless_locked()
@@ -71,75 +87,99 @@ class RoomDatabaseSyncToAsync(SyncToAsync):
 
 def room_database(room_id: uuid.UUID) -> Callable:
     """database_sync_to_async for this room's writes: on the room's own thread, if any."""
-    threads = settings.CHAT_DB_WRITE_THREADS
-    if threads <= 0:
+    executor = _room_executor(room_id)
+    if executor is None:
         return RoomDatabaseSyncToAsync
-    executor = _write_thread(room_id.int % threads)
     return lambda function: RoomDatabaseSyncToAsync(
         function, thread_sensitive=False, executor=executor
     )
+
+
+def _room_executor(room_id: uuid.UUID) -> ThreadPoolExecutor | None:
+    threads = settings.CHAT_DB_WRITE_THREADS
+    return _write_thread(room_id.int % threads) if threads > 0 else None
 
 
 def _advisory_key(room_id: uuid.UUID) -> int:
     return int.from_bytes(room_id.bytes[:8], "big", signed=True)
 
 
-def _try_advisory_lock(key: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        locked = cursor.fetchone()[0]
-    _holding.advisory_lock = locked
-    return locked
+_NOT_LOCKED = object()
 
 
-def _advisory_unlock(key: int) -> None:
+def _call_holding_lock(key: int, function: Callable, args: tuple, kwargs: dict):
+    """In the room's thread: take the room's lock unless held, then call; one thread hop."""
+    if key not in _held_keys():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if not cursor.fetchone()[0]:
+                return _NOT_LOCKED  # held by another process
+        _held_keys().add(key)
+    return function(*args, **kwargs)
+
+
+def _release_lock(key: int) -> None:
+    """In the room's thread, after the sequence's last call: a no-op if it never locked."""
+    if key not in _held_keys():
+        return
+    _held_keys().discard(key)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-    finally:
-        _holding.advisory_lock = False
+    except DatabaseError:
+        pass  # the session is gone, and its advisory locks with it
 
 
-async def _acquire_advisory_lock(run: Callable, key: int) -> None:
-    """Try until this process holds the room's lock; never leave it taken if cancelled."""
-    while True:
-        attempt = asyncio.ensure_future(run(_try_advisory_lock)(key))
-        try:
-            if await asyncio.shield(attempt):
-                return
-        except asyncio.CancelledError:
-            attempt.add_done_callback(lambda done: _release_if_taken(done, run, key))
-            raise
-        await asyncio.sleep(RETRY_SECONDS)  # held by another process
+class _RoomLock:
+    """The room's advisory lock, taken in the same thread call as the sequence's first write
+    (one round trip to the thread, not two) and released by a job queued behind it."""
+
+    def __init__(self, room_id: uuid.UUID) -> None:
+        self.room_id = room_id
+        self.key = _advisory_key(room_id)
+        self.database = room_database(room_id)
+        self.used = False
+
+    def run(self, function: Callable) -> Callable:
+        async def holding_lock(*args, **kwargs):
+            self.used = True
+            while True:
+                result = await self.database(_call_holding_lock)(self.key, function, args, kwargs)
+                if result is not _NOT_LOCKED:
+                    return result
+                await asyncio.sleep(RETRY_SECONDS)
+
+        return holding_lock
+
+    async def release(self) -> None:
+        if not self.used:
+            return
+        executor = _room_executor(self.room_id)
+        if executor is None:  # Channels' shared database thread: wait for the unlock
+            await self.database(_release_lock)(self.key)
+            return
+        # The room's own thread runs jobs in order: this unlock runs before the room's next
+        # write (or after a cancelled one still in flight), with no wait on the event loop.
+        executor.submit(_release_lock, self.key).add_done_callback(_log_failed_release)
 
 
-_unlocks_in_flight: set[asyncio.Task] = set()
-
-
-def _release_if_taken(attempt: asyncio.Future, run: Callable, key: int) -> None:
-    if not attempt.cancelled() and attempt.exception() is None and attempt.result():
-        unlock = asyncio.ensure_future(run(_advisory_unlock)(key))
-        _unlocks_in_flight.add(unlock)
-        unlock.add_done_callback(_unlocks_in_flight.discard)
+def _log_failed_release(done) -> None:
+    if done.exception() is not None:
+        logger.error("room lock release failed", exc_info=done.exception())
 
 
 @asynccontextmanager
 async def room_sequence(room_id: uuid.UUID) -> AsyncIterator[Callable]:
     """Run the body alone for this room: in this process, and on PostgreSQL across processes.
 
-    Yields room_database(room_id): the body runs its database calls through it.
+    Yields the function the body runs its database calls through (on the room's thread).
     """
-    run = room_database(room_id)
     async with _local_lock(room_id):
         if connection.vendor != "postgresql":
-            yield run
+            yield room_database(room_id)
             return
-        key = _advisory_key(room_id)
-        await _acquire_advisory_lock(run, key)
+        lock = _RoomLock(room_id)
         try:
-            yield run
+            yield lock.run
         finally:
-            try:
-                await run(_advisory_unlock)(key)
-            except DatabaseError:
-                pass  # the session is gone, and its advisory locks with it
+            await lock.release()

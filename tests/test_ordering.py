@@ -6,9 +6,13 @@ import time
 import uuid
 
 import pytest
-from django.db import connection
+from channels.db import database_sync_to_async
+from django.db import DatabaseError, connection
 
-from chat.ordering import room_sequence
+from chat.models import Message
+from chat.ordering import room_database, room_sequence
+from chat.services import message_create
+from tests.factories import make_room, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,8 +88,84 @@ async def test_room_sequence_never_recycles_the_connection_that_holds_the_room_l
     async with room_sequence(room_id) as run:
         overdue = await run(_expire_connection)()
         during = await run(_connection_id)()
+    run = room_database(room_id)  # outside the sequence: no lock
     await run(_expire_connection)()
     after = await run(_connection_id)()
     if connection.vendor == "postgresql":
         assert during is overdue, "kept while the lock is held"
         assert after is not overdue, "recycled once the lock is released"
+
+
+
+def _record_statements(statements: list):
+    """An execute wrapper: (first two words of the SQL, inside a transaction?) per statement."""
+
+    def record(execute, sql, params, many, context):
+        statements.append((" ".join(sql.split()[:2]), connection.in_atomic_block))
+        return execute(sql, params, many, context)
+
+    return record
+
+
+async def test_a_message_costs_one_lock_one_insert_and_one_unlock_outside_a_transaction(
+    settings,
+):
+    """In the room's sequence the room's writes are serialized already: no BEGIN/COMMIT and no
+    row lock around the INSERT; on PostgreSQL the advisory lock is tried in the same thread
+    call as the write, and released by a job queued behind it."""
+    settings.CHAT_DB_WRITE_THREADS = 2
+    room = await database_sync_to_async(make_room)()
+    author = await database_sync_to_async(make_user)()
+    statements = []
+    recorder = _record_statements(statements)
+    on_room_thread = room_database(room.pk)
+    await on_room_thread(lambda: connection.execute_wrappers.append(recorder))()
+
+    async with room_sequence(room.pk) as run:
+        result = await run(message_create)(room=room, author=author, text="hi")
+    await on_room_thread(lambda: connection.execute_wrappers.remove(recorder))()  # after unlock
+
+    assert result.created and await Message.objects.filter(pk=result.message.pk).aexists()
+    insert = [("INSERT INTO", False)]
+    if connection.vendor == "postgresql":
+        lock = ("SELECT pg_try_advisory_lock(%s)", False)
+        unlock = ("SELECT pg_advisory_unlock(%s)", False)
+        assert statements == [lock, *insert, unlock]
+    else:
+        assert statements == insert
+
+
+def _try_lock_from_another_session(key: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        taken = cursor.fetchone()[0]
+        if taken:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+    return taken
+
+
+async def test_another_process_cannot_write_the_room_until_the_sequence_ends(settings):
+    """On PostgreSQL the room's advisory lock is held from the first write to the end of the
+    sequence (the broadcast), and free again once it ended, even if the write failed."""
+    settings.CHAT_DB_WRITE_THREADS = 2
+    room_id, other_room = _rooms_on_different_threads(2)
+    key = int.from_bytes(room_id.bytes[:8], "big", signed=True)
+    another_session = room_database(other_room)  # another thread: another connection
+
+    def failing_write():
+        raise DatabaseError("the write failed")
+
+    held_during = []
+    with pytest.raises(DatabaseError):
+        async with room_sequence(room_id) as run:
+            await run(lambda: None)()
+            held_during.append(not await another_session(_try_lock_from_another_session)(key))
+            await run(failing_write)()
+    await room_database(room_id)(lambda: None)()  # the queued unlock has run
+    free_after = await another_session(_try_lock_from_another_session)(key)
+
+    if connection.vendor == "postgresql":
+        assert held_during == [True]
+        assert free_after
+    else:  # SQLite serializes writers itself: no lock to take
+        assert held_during == [False]
