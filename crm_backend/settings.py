@@ -95,6 +95,9 @@ CHAT_DB_WRITE_THREADS = env.int(
     "CHAT_DB_WRITE_THREADS",
     default=0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4,
 )
+# Threads serving HTTP requests' sync code (views, ORM), each keeping its database connection
+# (crm_backend/request_threads.py); at most this many requests touch the database at once.
+CHAT_HTTP_THREADS = env.int("CHAT_HTTP_THREADS", default=4)
 # Concurrent test runs (a work tree and a fresh clone) must not share a test database.
 if env.str("CHAT_TEST_DB_NAME", default=""):
     DATABASES["default"]["TEST"] = {"NAME": env.str("CHAT_TEST_DB_NAME")}

@@ -1,0 +1,76 @@
+"""HTTP requests run on a few kept threads, so their database connections are kept too."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.testing import HttpCommunicator
+from django.db.backends.signals import connection_created
+
+from crm_backend.asgi import application
+from crm_backend.request_threads import RequestThreads
+from tests.factories import access_token, make_room, make_user
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_history_requests_one_after_another_reuse_one_database_connection():
+    """Django alone opens (and drops) a database connection for every request under ASGI."""
+    user = await database_sync_to_async(make_user)()
+    room = await database_sync_to_async(make_room)(members=[user])
+    headers = [(b"host", b"localhost"), (b"authorization", f"Bearer {access_token(user)}".encode())]
+    opened = []
+
+    def count(sender, connection, **kwargs):
+        opened.append(threading.current_thread().name)
+
+    connection_created.connect(count)
+    try:
+        for _ in range(10):
+            response = await HttpCommunicator(
+                application, "GET", f"/api/chat/rooms/{room.pk}/messages/", headers=headers
+            ).get_response()
+            assert response["status"] == 200
+    finally:
+        connection_created.disconnect(count)
+    assert len(opened) <= 1, f"{len(opened)} connections opened for 10 requests"
+
+
+def _fake_app(thread_names: list, release: threading.Event):
+    """An ASGI app running sync code per request, as Django's does; `slow` ones wait."""
+
+    def sync_part(scope: dict):
+        thread_names.append(threading.current_thread().name)
+        if "started" in scope:
+            scope["loop"].call_soon_threadsafe(scope["started"].set)
+            assert release.wait(timeout=5)
+
+    async def app(scope, receive, send):
+        await sync_to_async(sync_part)(scope)
+
+    return app
+
+
+async def test_a_slow_request_does_not_hold_up_the_next_one():
+    names, release = [], threading.Event()
+    requests = RequestThreads(_fake_app(names, release), threads=2)
+    started = asyncio.Event()
+    slow_scope = {"started": started, "loop": asyncio.get_running_loop()}
+    slow_request = asyncio.ensure_future(requests(slow_scope, None, None))
+    await asyncio.wait_for(started.wait(), timeout=5)
+    await asyncio.wait_for(requests({}, None, None), timeout=5)
+    assert not slow_request.done()
+    release.set()
+    await slow_request
+    assert names[0] != names[1], "the second request ran on the other thread"
+
+
+async def test_requests_one_after_another_run_on_the_same_thread():
+    names = []
+    requests = RequestThreads(_fake_app(names, threading.Event()), threads=3)
+    for _ in range(5):
+        await requests({}, None, None)
+    assert len(set(names)) == 1 and names[0].startswith("http-request-")
