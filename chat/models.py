@@ -81,6 +81,10 @@ class Message(models.Model):
     def __str__(self) -> str:
         return f"#{self.id} {self.author} in {self.room}"
 
+    @property
+    def author_username(self) -> str:
+        return self.author.username
+
 
 class MessageRevision(models.Model):
     """Audit trail: every edit and delete, who did it, when, and the text before."""

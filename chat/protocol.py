@@ -270,6 +270,8 @@ def timestamp(moment) -> str:
 def message_payload(message, *, type: str = CHAT_MESSAGE) -> dict[str, Any]:
     """The fields of a stored message, as both the socket and the history API send them.
 
+    `message`: a Message, or a chat.selectors.MessageRow (history pages).
+
     A deleted message is a tombstone: `deleted` true and an empty `message`.
     """
     return {
@@ -277,7 +279,7 @@ def message_payload(message, *, type: str = CHAT_MESSAGE) -> dict[str, Any]:
         "id": message.id,
         "room": str(message.room_id),
         "message": message.text,
-        "user": user_payload(message.author_id, message.author.username),
+        "user": user_payload(message.author_id, message.author_username),
         "created_at": timestamp(message.created_at),
         "client_id": message.client_id,
         "edited_at": timestamp(message.edited_at) if message.edited_at else None,

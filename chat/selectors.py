@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 from django.db.models import Count, IntegerField, Max, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
@@ -45,9 +48,44 @@ def room_list_for_user(*, user) -> QuerySet[Room]:
     )
 
 
+class MessageRow(NamedTuple):
+    """A stored message as history reads it: the columns its payload needs, read as a tuple.
+
+    A page is read on every reconnect and history request; building 50-200 model instances
+    (and their authors) for it cost more than the query itself.
+    """
+
+    id: int
+    room_id: uuid.UUID
+    text: str
+    author_id: int
+    author_username: str
+    created_at: datetime
+    client_id: str | None
+    edited_at: datetime | None
+    deleted_at: datetime | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+_MESSAGE_ROW_COLUMNS = (
+    "id",
+    "room_id",
+    "text",
+    "author_id",
+    "author__username",
+    "created_at",
+    "client_id",
+    "edited_at",
+    "deleted_at",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class MessagePage:
-    results: list[Message]
+    results: list[MessageRow]
     has_more: bool
 
 
@@ -60,14 +98,18 @@ def message_list(
     `has_more` says newer ones remain. Otherwise the newest `limit` messages older than
     `before` (or the latest); `has_more` says older ones remain.
     """
-    messages = Message.objects.filter(room=room).select_related("author")
+    messages = Message.objects.filter(room=room)
     if before is not None:
         messages = messages.filter(id__lt=before)
     if after is not None:
-        page = list(messages.filter(id__gt=after).order_by("id")[: limit + 1])
+        page = _rows(messages.filter(id__gt=after).order_by("id")[: limit + 1])
         return MessagePage(page[:limit], has_more=len(page) > limit)
-    page = list(messages.order_by("-id")[: limit + 1])
+    page = _rows(messages.order_by("-id")[: limit + 1])
     return MessagePage(page[:limit][::-1], has_more=len(page) > limit)
+
+
+def _rows(messages: QuerySet[Message]) -> list[MessageRow]:
+    return [MessageRow._make(row) for row in messages.values_list(*_MESSAGE_ROW_COLUMNS)]
 
 
 def room_detail(*, user, room_id) -> Room:

@@ -171,6 +171,25 @@ def test_message_list_loads_authors_in_the_same_query(room, alice, bob, django_a
 
     with django_assert_num_queries(1):
         page = selectors.message_list(room=room)
-        names = [message.author.username for message in page.results]
+        names = [message.author_username for message in page.results]
 
     assert names == ["alice", "bob"]
+
+
+def test_message_list_rows_render_as_the_stored_message_does(room, alice):
+    """A history row gives the same payload as the stored message (edited and deleted too)."""
+    from chat import protocol, services
+
+    kept = services.message_create(room=room, author=alice, text="kept", client_id="c-1").message
+    edited = services.message_create(room=room, author=alice, text="draft").message
+    edited = services.message_edit(room=room, message_id=edited.pk, editor=alice, text="final")
+    gone = services.message_create(room=room, author=alice, text="oops").message
+    gone = services.message_delete(room=room, message_id=gone.pk, actor=alice)
+
+    page = selectors.message_list(room=room)
+
+    stored = [Message.objects.select_related("author").get(pk=m.pk) for m in (kept, edited, gone)]
+    assert [protocol.message_payload(row) for row in page.results] == [
+        protocol.message_payload(message) for message in stored
+    ]
+    assert page.results[1].text == "final" and page.results[2].deleted_at is not None
