@@ -2,8 +2,8 @@
 
 Django's ASGI handler runs each request's sync code (middleware, DRF views, the ORM) on a
 thread made for that request. Database connections belong to a thread, so every request
-opened a new connection and dropped it: CONN_MAX_AGE had no effect, and each history page
-paid a PostgreSQL connect (a new backend process) or a SQLite open. Here each request runs
+opened a new database connection and dropped it: CONN_MAX_AGE had no effect, and each history
+page paid a PostgreSQL connect (a new backend process) or a SQLite open. Here each request runs
 in a ThreadSensitiveContext bound to one of CHAT_HTTP_THREADS single-thread executors, the
 least busy one; asgiref then ignores the handler's own per-request context. A thread's
 connection is kept, and recycled at the request boundaries as CONN_MAX_AGE says.
@@ -11,9 +11,34 @@ connection is kept, and recycled at the request boundaries as CONN_MAX_AGE says.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext
+
+
+class _RequestThread(ThreadPoolExecutor):
+    """One thread that knows how many calls given to it have not finished yet.
+
+    A request whose client went away ends while its view may still run here: the thread
+    counts as busy until that call returns.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(max_workers=1, thread_name_prefix=name)
+        self.unfinished = 0
+        self._count_lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._count_lock:
+            self.unfinished += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, future) -> None:
+        with self._count_lock:
+            self.unfinished -= 1
 
 
 class RequestThreads:
@@ -23,17 +48,20 @@ class RequestThreads:
         if threads < 1:
             raise ValueError("RequestThreads needs at least one thread")
         self.app = app
-        self.executors = [
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"http-request-{index}")
-            for index in range(threads)
-        ]
-        self.in_flight = dict.fromkeys(range(threads), 0)
+        self.threads = [_RequestThread(f"http-request-{index}") for index in range(threads)]
+        self.in_flight = [0] * threads  # requests in progress on each thread
+
+    def least_busy(self) -> int:
+        return min(
+            range(len(self.threads)),
+            key=lambda index: (self.in_flight[index] + self.threads[index].unfinished, index),
+        )
 
     async def __call__(self, scope, receive, send):
-        index = min(self.in_flight, key=self.in_flight.__getitem__)  # least busy thread
+        index = self.least_busy()
         self.in_flight[index] += 1
         try:
-            async with ThreadSensitiveContext(executor=self.executors[index]):
+            async with ThreadSensitiveContext(executor=self.threads[index]):
                 await self.app(scope, receive, send)
         finally:
             self.in_flight[index] -= 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
@@ -96,3 +97,27 @@ async def test_requests_one_after_another_run_on_the_same_thread():
     for _ in range(5):
         await requests({}, None, None)
     assert len(set(names)) == 1 and names[0].startswith("http-request-")
+
+
+async def test_a_thread_still_busy_with_an_abandoned_request_gets_no_new_one():
+    """A client that goes away ends its request while the view still runs on its thread."""
+    names, release = [], threading.Event()
+
+    def stuck_view():
+        names.append(threading.current_thread().name)
+        assert release.wait(timeout=5)
+
+    async def app(scope, receive, send):
+        if scope.get("abandon"):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(sync_to_async(stuck_view)(), timeout=0.05)
+        else:
+            await sync_to_async(lambda: names.append(threading.current_thread().name))()
+
+    requests = RequestThreads(app, threads=2)
+    await requests({"abandon": True}, None, None)  # returns; its thread is still busy
+    try:
+        await asyncio.wait_for(requests({}, None, None), timeout=2)
+    finally:
+        release.set()
+    assert names[0] != names[1]
