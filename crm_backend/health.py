@@ -38,7 +38,11 @@ async def _check(name: str, check) -> str:
 
 async def healthz(request):
     checks = {
-        "database": await _check("database", database_sync_to_async(_database_answers)),
+        # Not on the request's thread (thread_sensitive=False): a hung database must not hold
+        # the response past CHECK_TIMEOUT_SECONDS while the request thread waits for it.
+        "database": await _check(
+            "database", database_sync_to_async(_database_answers, thread_sensitive=False)
+        ),
         "channel_layer": await _check("channel_layer", _channel_layer_round_trip),
     }
     healthy = all(state == "ok" for state in checks.values())

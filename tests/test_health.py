@@ -40,3 +40,29 @@ def test_healthz_needs_no_token():
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
+
+
+@pytest.mark.django_db(transaction=True)  # the view checks the database from another thread
+async def test_healthz_answers_within_its_timeout_when_the_database_hangs(monkeypatch):
+    """Through the whole ASGI stack: the answer must not wait for the hung database call."""
+    import threading
+    import time
+
+    from channels.testing import HttpCommunicator
+
+    from crm_backend import health
+    from crm_backend.asgi import application
+
+    unblock = threading.Event()
+    monkeypatch.setattr(health, "CHECK_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(health, "_database_answers", lambda: unblock.wait(timeout=10))
+    started = time.monotonic()
+    try:
+        response = await HttpCommunicator(
+            application, "GET", "/healthz", headers=[(b"host", b"localhost")]
+        ).get_response(timeout=10)
+    finally:
+        unblock.set()
+    assert response["status"] == 503
+    assert b'"database":"down"' in response["body"].replace(b" ", b"")
+    assert time.monotonic() - started < 2
