@@ -97,6 +97,10 @@ def room_database(room_id: uuid.UUID) -> Callable:
 
 def _room_executor(room_id: uuid.UUID) -> ThreadPoolExecutor | None:
     threads = settings.CHAT_DB_WRITE_THREADS
+    if connection.vendor == "postgresql":
+        # At least one thread of our own: a connection holding a room's lock must never be
+        # recycled, and Channels' shared database thread recycles without asking us.
+        threads = max(threads, 1)
     return _write_thread(room_id.int % threads) if threads > 0 else None
 
 
@@ -135,8 +139,8 @@ class _RoomLock:
     (one round trip to the thread, not two) and released by a job queued behind it."""
 
     def __init__(self, room_id: uuid.UUID) -> None:
-        self.room_id = room_id
         self.key = _advisory_key(room_id)
+        self.executor = _room_executor(room_id)
         self.database = room_database(room_id)
         self.used = False
 
@@ -151,16 +155,12 @@ class _RoomLock:
 
         return holding_lock
 
-    async def release(self) -> None:
+    def release(self) -> None:
         if not self.used:
-            return
-        executor = _room_executor(self.room_id)
-        if executor is None:  # Channels' shared database thread: wait for the unlock
-            await self.database(_release_lock)(self.key)
             return
         # The room's own thread runs jobs in order: this unlock runs before the room's next
         # write (or after a cancelled one still in flight), with no wait on the event loop.
-        executor.submit(_release_lock, self.key).add_done_callback(_log_failed_release)
+        self.executor.submit(_release_lock, self.key).add_done_callback(_log_failed_release)
 
 
 def _log_failed_release(done) -> None:
@@ -182,4 +182,4 @@ async def room_sequence(room_id: uuid.UUID) -> AsyncIterator[Callable]:
         try:
             yield lock.run
         finally:
-            await lock.release()
+            lock.release()

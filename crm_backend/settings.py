@@ -91,7 +91,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Threads writing messages, each room always on the same one (chat/ordering.py); 0 = Channels'
-# single database thread. SQLite takes one writer at a time, so more threads only queue there.
+# single database thread (SQLite only: on PostgreSQL a room's lock needs a thread of our own,
+# so 0 means 1 there). SQLite takes one writer at a time, so more threads only queue there.
 CHAT_DB_WRITE_THREADS = env.int(
     "CHAT_DB_WRITE_THREADS",
     default=0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4,

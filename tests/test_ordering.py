@@ -172,3 +172,15 @@ async def test_another_process_cannot_write_the_room_until_the_sequence_ends(set
         assert free_after is True
     else:  # SQLite serializes writers itself: no lock to take
         assert free_during == [None] and free_after is None
+
+
+async def test_with_no_writer_threads_postgresql_still_writes_on_a_thread_of_its_own(settings):
+    """Channels' shared database thread recycles connections without asking: a room's lock
+    held there could be dropped mid-sequence. So 0 means Channels' thread on SQLite only."""
+    settings.CHAT_DB_WRITE_THREADS = 0
+    async with room_sequence(uuid.uuid4()) as run:
+        thread_name = await run(lambda: threading.current_thread().name)()
+    if connection.vendor == "postgresql":
+        assert thread_name.startswith("chat-room-writer-")
+    else:
+        assert not thread_name.startswith("chat-room-writer-")
