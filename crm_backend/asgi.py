@@ -2,10 +2,10 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "crm_backend.settings")
-django_asgi_app = get_asgi_application()  # sets Django up before consumers import models
+django.setup(set_prefix=False)  # as get_asgi_application() does, before consumers import models
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
@@ -16,7 +16,7 @@ from accounts.websocket_auth import JWTAuthMiddleware  # noqa: E402
 from chat.liveness import install_shutdown_hook  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from crm_backend.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
-from crm_backend.request_threads import RequestThreads  # noqa: E402
+from crm_backend.request_threads import RequestThreads, SyncStackASGIHandler  # noqa: E402
 
 # daphne runs no system checks: run ours so a misconfigured production server refuses to start.
 _errors = [message for message in checks.run_checks(tags=["chat"]) if message.is_serious()]
@@ -28,7 +28,7 @@ install_shutdown_hook()  # SIGTERM closes sockets with 1001
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestThreads(django_asgi_app, threads=settings.CHAT_HTTP_THREADS),
+        "http": RequestThreads(SyncStackASGIHandler(), threads=settings.CHAT_HTTP_THREADS),
         "websocket": JWTAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core.handlers.asgi import ASGIHandler
 
 
 class _RequestThread(ThreadPoolExecutor):
@@ -65,3 +66,18 @@ class RequestThreads:
                 await self.app(scope, receive, send)
         finally:
             self.in_flight[index] -= 1
+
+
+class SyncStackASGIHandler(ASGIHandler):
+    """Django's ASGI handler, running the middleware stack and the view as sync code at once.
+
+    Our views are sync (DRF). With Django's async stack, every hook of every middleware (each
+    MiddlewareMixin: session, CSRF, auth, ...) and then the view and the response's rendering
+    took a thread hop of their own: 16 per history request. Here the whole stack is one
+    call in the request's thread; what is left are the request signals and the response's
+    close (tests/test_request_threads.py counts them).
+    """
+
+    def load_middleware(self, is_async=False):
+        super().load_middleware(is_async=False)
+        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)

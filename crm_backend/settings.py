@@ -51,7 +51,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "crm_backend.middleware.SyncMiddlewareStack",  # last: one thread hop, not one per hook
 ]
 
 ROOT_URLCONF = "crm_backend.urls"
