@@ -50,15 +50,18 @@ def _write_thread(index: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chat-room-writer-{index}")
 
 
-# Per thread: the rooms whose advisory lock this thread's connection holds right now.
-_held = threading.local()
+class _HeldLocks(threading.local):
+    """Per thread: the rooms whose advisory lock this thread's connection holds right now."""
+
+    def __init__(self) -> None:
+        self.keys: set[int] = set()
+
+
+_held = _HeldLocks()
 
 
 def _held_keys() -> set[int]:
-    keys = getattr(_held, "keys", None)
-    if keys is None:
-        keys = _held.keys = set()
-    return keys
+    return _held.keys
 
 
 def holds_room_lock(room_id: uuid.UUID) -> bool:
@@ -87,7 +90,10 @@ class RoomDatabaseSyncToAsync(SyncToAsync):
 
 def room_database(room_id: uuid.UUID) -> Callable:
     """database_sync_to_async for this room's writes: on the room's own thread, if any."""
-    executor = _room_executor(room_id)
+    return _database_on(_room_executor(room_id))
+
+
+def _database_on(executor: ThreadPoolExecutor | None) -> Callable:
     if executor is None:
         return RoomDatabaseSyncToAsync
     return lambda function: RoomDatabaseSyncToAsync(
@@ -141,7 +147,7 @@ class _RoomLock:
     def __init__(self, room_id: uuid.UUID) -> None:
         self.key = _advisory_key(room_id)
         self.executor = _room_executor(room_id)
-        self.database = room_database(room_id)
+        self.database = _database_on(self.executor)
         self.used = False
 
     def run(self, function: Callable) -> Callable:

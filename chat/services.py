@@ -32,12 +32,13 @@ def message_create(
     *, room: Room, author, text: str, client_id: str | None = None
 ) -> MessageCreateResult:
     """Store a message; a retry with the same client_id returns the stored one."""
-    if _room_writes_serialized(room) and client_id is None:
+    serialized = _room_writes_serialized(room)
+    if serialized and client_id is None:
         # One INSERT is atomic by itself: no transaction, no row lock (two round trips fewer).
         message = Message.objects.create(room=room, author=author, text=text)
         return MessageCreateResult(message, created=True)
     with transaction.atomic():
-        if not _room_writes_serialized(room):
+        if not serialized:
             # Lock the room row so a room's ids commit in id order: a reader paging with
             # `after=<id>` can then never miss a message that commits late.
             Room.objects.select_for_update().only("id").get(pk=room.pk)
