@@ -1,8 +1,9 @@
-"""JWT authentication for WebSocket handshakes.
+"""Who is connecting on a WebSocket: the credential in the handshake, and the user it names.
 
-The middleware only *describes* who is connecting: it sets ``scope["user"]`` and, when a token
-was given but refused, ``scope["auth_error"]``. It never closes the socket; the consumer decides,
-so that every refusal reaches the browser as an error frame with a reason.
+Nothing here closes a socket: the consumer decides, so that every refusal reaches the browser
+as an error frame with a reason. There is no middleware: `ChatConsumer` authenticates in the
+same database call that checks the room, so a handshake makes one trip to the database thread;
+a public room never touches the database, and a connection ticket is spent only where needed.
 
 Tokens are validated by simplejwt's own ``JWTAuthentication``, so REST and WebSocket share one
 validation (signature, algorithm, expiry, token type, user exists and is active).
@@ -15,9 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
-from django.db import DatabaseError
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
 from rest_framework_simplejwt.tokens import UntypedToken
@@ -99,37 +98,37 @@ def authenticate_token(raw_token: str) -> TokenCheck:
     return TokenCheck(user, expires_at=float(validated["exp"]))
 
 
-class JWTAuthMiddleware:
-    """Sets ``scope["user"]``, ``scope["auth_error"]`` on a refused token and
-    ``scope["token_expires_at"]``; never closes the socket."""
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """What a handshake presents: an access token or a connection ticket."""
 
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        scope = dict(scope)
-        check = TokenCheck(AnonymousUser())
-        raw_token, ticket = token_from_scope(scope), ticket_from_scope(scope)
-        if raw_token or ticket:
-            if raw_token:
-                check = await _checked(authenticate_token, raw_token)
-            else:
-                check = await _checked(authenticate_ticket, ticket)
-            if check.refusal:
-                logger.info(
-                    "WebSocket authentication failed: %s (path %s)", check.refusal, scope["path"]
-                )
-            else:
-                logger.info("User found in JWT: %s", check.user.username)
-                logger.info("WebSocket user authenticated: %s", check.user.username)
-        scope["user"], scope["auth_error"] = check.user, check.refusal
-        scope["token_expires_at"] = check.expires_at
-        return await self.app(scope, receive, send)
+    kind: str  # "token" or "ticket"
+    value: str
 
 
-async def _checked(authenticate, credential: str) -> TokenCheck:
-    try:
-        return await database_sync_to_async(authenticate)(credential)
-    except DatabaseError:
-        logger.exception("WebSocket authentication: database unavailable")
-        return TokenCheck(AnonymousUser(), Rejection.SERVICE_UNAVAILABLE)
+def credential_from_scope(scope: dict) -> Credential | None:
+    """The handshake's credential: a token (header, then ``?token=``) wins over ``?ticket=``."""
+    raw_token = token_from_scope(scope)
+    if raw_token:
+        return Credential("token", raw_token)
+    ticket = ticket_from_scope(scope)
+    return Credential("ticket", ticket) if ticket else None
+
+
+def authenticate_credential(credential: Credential | None, *, path: str) -> TokenCheck:
+    """The user a credential names, or why it is refused; logged either way, never the secret.
+
+    Runs in a database thread: it reads the user (and spends a ticket).
+    """
+    if credential is None:
+        return TokenCheck(AnonymousUser())
+    if credential.kind == "token":
+        check = authenticate_token(credential.value)
+    else:
+        check = authenticate_ticket(credential.value)
+    if check.refusal:
+        logger.info("WebSocket authentication failed: %s (path %s)", check.refusal, path)
+    else:
+        logger.info("User found in JWT: %s", check.user.username)
+        logger.info("WebSocket user authenticated: %s", check.user.username)
+    return check

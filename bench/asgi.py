@@ -3,7 +3,7 @@
     daphne bench.asgi:application            (DJANGO_SETTINGS_MODULE=bench.settings)
 
 Everything except /ws/tutorial/<room>/ goes to the product's own `crm_backend.asgi.application`
-unchanged (HTTP, JWT middleware, chat routes, close-code shim, shutdown hook).
+unchanged (HTTP, chat routes, close-code shim, shutdown hook).
 """
 
 import os

@@ -25,14 +25,22 @@ def can_user_access(user, room: Room) -> bool:
 
 
 def room_for_connection(*, user, room_id: str) -> tuple[Room | None, Rejection | None]:
-    """The room a socket asks for, or the reason it may not have it (room first, then access)."""
+    """The room a socket asks for, or the reason it may not have it (room first, then access).
+
+    One query when access is granted (every handshake); telling "no such room" from "not a
+    member" costs a second one, only on refusal.
+    """
     try:
-        room = Room.objects.get(pk=uuid.UUID(room_id))
-    except (ValueError, Room.DoesNotExist):
+        room_pk = uuid.UUID(room_id)
+    except ValueError:
         return None, Rejection.ROOM_NOT_FOUND
-    if not can_user_access(user, room):
-        return room, Rejection.NOT_A_MEMBER
-    return room, None
+    try:
+        return accessible_rooms(user).get(pk=room_pk), None
+    except Room.DoesNotExist:
+        pass
+    if Room.objects.filter(pk=room_pk).exists():
+        return None, Rejection.NOT_A_MEMBER
+    return None, Rejection.ROOM_NOT_FOUND
 
 
 def is_room_admin(user, room: Room) -> bool:

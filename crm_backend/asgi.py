@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP goes to Django, WebSockets through JWT auth to the chat consumers."""
+"""ASGI entry point: HTTP goes to Django, WebSockets to the chat consumers (which authenticate)."""
 
 import os
 
@@ -12,7 +12,6 @@ from django.conf import settings  # noqa: E402
 from django.core import checks  # noqa: E402
 from django.core.management.base import SystemCheckError  # noqa: E402
 
-from accounts.websocket_auth import JWTAuthMiddleware  # noqa: E402
 from chat.liveness import install_shutdown_hook  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from crm_backend.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
@@ -29,6 +28,6 @@ install_shutdown_hook()  # SIGTERM closes sockets with 1001
 application = ProtocolTypeRouter(
     {
         "http": RequestThreads(SyncStackASGIHandler(), threads=settings.CHAT_HTTP_THREADS),
-        "websocket": JWTAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -144,6 +144,31 @@ async def test_chat_foreign_origin_is_rejected_before_authentication(room, alice
     await assert_rejected(communicator, "origin_not_allowed", 4403)
 
 
+async def test_chat_handshake_reads_the_database_in_one_call(room, alice, monkeypatch):
+    """Token, room and membership: one trip to the database thread, two queries (the user;
+    the room joined to the membership), whatever the rejection path costs."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.consumers import room as room_module
+
+    calls = []
+    checks = room_module._handshake_checks
+
+    def counted(*args, **kwargs):
+        with CaptureQueriesContext(connection) as queries:
+            result = checks(*args, **kwargs)
+        calls.append([query["sql"] for query in queries.captured_queries])
+        return result
+
+    monkeypatch.setattr(room_module, "_handshake_checks", counted)
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.disconnect()
+    assert len(calls) == 1, calls
+    assert len(calls[0]) == 2, calls[0]
+    assert "chat_membership" in calls[0][1]
+
+
 @pytest.mark.parametrize(
     "origin", ["http://localhost:3000", "http://127.0.0.1:8000", "http://localhost:8000"]
 )

@@ -38,6 +38,20 @@ async def test_ticket_opens_a_socket_once(room, alice, caplog):
     assert ticket not in caplog.text
 
 
+async def test_ticket_is_spent_only_by_the_socket_that_needs_it(room, alice):
+    """The public room needs no credential and a foreign origin is refused first: neither
+    uses up a ticket, which then still opens its real room."""
+    ticket = await _async(new_ticket)(alice)
+
+    public = await joined(f"/ws/chat/teste/?ticket={ticket}")
+    await public.disconnect()
+    foreign = await open_socket(f"{room_path(room)}?ticket={ticket}", origin="https://evil.example")
+    await assert_rejected(foreign, "origin_not_allowed", 4403)
+
+    communicator = await joined(f"{room_path(room)}?ticket={ticket}")
+    await communicator.disconnect()
+
+
 async def test_ticket_expires(room, alice):
     ticket = await _async(new_ticket)(alice)
     await ConnectionTicket.objects.all().aupdate(expires_at=timezone.now() - timedelta(seconds=1))

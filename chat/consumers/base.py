@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import secrets
 
@@ -32,6 +33,10 @@ logger = logging.getLogger("chat.consumers")
 
 # What a channel layer raises when its backing service (Redis) is unreachable.
 CHANNEL_LAYER_ERRORS = (OSError, RedisError)
+# Socket ids: unique across processes (presence on Redis keys on them) without reading
+# os.urandom per handshake.
+_PROCESS_TAG = secrets.token_hex(6)
+_socket_numbers = itertools.count(1)
 # Frames that write: they count against the rate limits.
 RATE_LIMITED_TYPES = frozenset({CHAT_MESSAGE, CHAT_EDIT, CHAT_DELETE})
 
@@ -40,6 +45,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     """Shared framing: rejections with reasons, size and binary limits, parsing, rate limit."""
 
     group_name: str | None = None
+    user = None  # who is connected, once a consumer has authenticated the socket
     # Client frame type -> handler: an explicit table, never getattr on a client's string.
     frame_handlers: dict = {}
 
@@ -49,7 +55,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = None
 
     async def __call__(self, scope, receive, send):
-        self.channel_name = f"socket.{secrets.token_hex(8)}"
+        self.channel_name = f"socket.{_PROCESS_TAG}.{next(_socket_numbers)}"
         await super().__call__(scope, receive, send)
 
     async def dispatch(self, message):
@@ -112,7 +118,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=protocol.error_frame(code, detail))
 
     def log_user(self) -> str:
-        user = self.scope.get("user")
+        user = self.user
         return user.username if user is not None and user.is_authenticated else "anonymous"
 
     async def receive(self, text_data=None, bytes_data=None):

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
+from accounts.websocket_auth import Credential, authenticate_credential, credential_from_scope
 from chat import events, protocol
 from chat.access import room_for_connection
 from chat.consumers.base import (
@@ -17,6 +20,7 @@ from chat.consumers.base import (
     client_ip,
     failed_handshakes,
 )
+from chat.models import Room
 from chat.ordering import room_sequence
 from chat.origin import origin_allowed
 from chat.presence import presence_store
@@ -82,17 +86,18 @@ class ChatConsumer(BaseChatConsumer):
             return Rejection.ORIGIN_NOT_ALLOWED
         if failed_handshakes().exhausted(client_ip(self.scope)):
             return Rejection.RATE_LIMITED
-        self.user = self.scope["user"]
-        if not self.user.is_authenticated:
-            return self.scope.get("auth_error") or Rejection.AUTHENTICATION_REQUIRED
+        credential = credential_from_scope(self.scope)
+        if credential is None:
+            return Rejection.AUTHENTICATION_REQUIRED
         try:
-            self.room, rejection = await database_sync_to_async(room_for_connection)(
-                user=self.user, room_id=room_id
+            check = await database_sync_to_async(_handshake_checks)(
+                credential, room_id=room_id, path=self.scope["path"]
             )
         except DatabaseError:
-            logger.exception("database unavailable while checking room access")
+            logger.exception("database unavailable while checking the token and room access")
             return Rejection.SERVICE_UNAVAILABLE
-        return rejection
+        self.user, self.room, self.token_expires_at = check.user, check.room, check.expires_at
+        return check.rejection
 
     # --- messages -------------------------------------------------------------------------
 
@@ -250,10 +255,9 @@ class ChatConsumer(BaseChatConsumer):
 
     def close_when_token_expires(self) -> None:
         """An access token that expires while connected closes its socket at expiry."""
-        expires_at = self.scope.get("token_expires_at")
-        if expires_at is None:
+        if self.token_expires_at is None:
             return
-        delay = max(0.0, expires_at - time.time())
+        delay = max(0.0, self.token_expires_at - time.time())
         loop = asyncio.get_running_loop()
         self.expiry_timer = loop.call_later(delay, lambda: loop.create_task(self.token_expired()))
 
@@ -290,6 +294,23 @@ class ChatConsumer(BaseChatConsumer):
         READ: handle_read,
         TYPING: handle_typing,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeCheck:
+    user: Any
+    room: Room | None
+    rejection: Rejection | None
+    expires_at: float | None  # of the access token, epoch seconds
+
+
+def _handshake_checks(credential: Credential, *, room_id: str, path: str) -> HandshakeCheck:
+    """Token (or ticket), room and membership in one database call: one thread hop."""
+    auth = authenticate_credential(credential, path=path)
+    if auth.refusal is not None:
+        return HandshakeCheck(auth.user, None, auth.refusal, None)
+    room, rejection = room_for_connection(user=auth.user, room_id=room_id)
+    return HandshakeCheck(auth.user, room, rejection, auth.expires_at)
 
 
 def _updated_frame(message) -> str:
