@@ -52,11 +52,11 @@ class MessageRow(NamedTuple):
     """A stored message as history reads it: the columns its payload needs, read as a tuple.
 
     A page is read on every reconnect and history request; building 50-200 model instances
-    (and their authors) for it cost more than the query itself.
+    (and their authors) for it cost more than the query itself. `room_id` is not read: every
+    row of a page belongs to the room asked for.
     """
 
     id: int
-    room_id: uuid.UUID
     text: str
     author_id: int
     author_username: str
@@ -64,6 +64,7 @@ class MessageRow(NamedTuple):
     client_id: str | None
     edited_at: datetime | None
     deleted_at: datetime | None
+    room_id: uuid.UUID
 
     @property
     def pk(self) -> int:
@@ -72,7 +73,6 @@ class MessageRow(NamedTuple):
 
 _MESSAGE_ROW_COLUMNS = (
     "id",
-    "room_id",
     "text",
     "author_id",
     "author__username",
@@ -92,24 +92,50 @@ class MessagePage:
 def message_list(
     *, room: Room, before: int | None = None, after: int | None = None, limit: int = 50
 ) -> MessagePage:
-    """A page of a room's history, oldest first.
+    """A page of a room's history, oldest first, for a caller that has checked access.
 
     With `after`: the oldest `limit` messages newer than it (recovery after a reconnect);
     `has_more` says newer ones remain. Otherwise the newest `limit` messages older than
     `before` (or the latest); `has_more` says older ones remain.
     """
-    messages = Message.objects.filter(room=room)
+    return _page(Message.objects.filter(room=room), room.pk, before, after, limit)
+
+
+def member_message_list(
+    *,
+    user,
+    room_id: uuid.UUID,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+) -> MessagePage | None:
+    """`message_list` of a room `user` may see, or None when it may not (or does not exist).
+
+    The access rule (chat.access.accessible_rooms) is part of the page's own query, so a
+    history request reads one page in one query; only an empty page asks again, to tell an
+    empty page of a member's room from a room that is not the user's.
+    """
+    visible = accessible_rooms(user).filter(pk=room_id)
+    messages = Message.objects.filter(room_id=room_id, room__in=visible)
+    page = _page(messages, room_id, before, after, limit)
+    if page.results or visible.exists():
+        return page
+    return None
+
+
+def _page(messages: QuerySet[Message], room_id, before, after, limit) -> MessagePage:
     if before is not None:
         messages = messages.filter(id__lt=before)
     if after is not None:
-        page = _rows(messages.filter(id__gt=after).order_by("id")[: limit + 1])
+        page = _rows(messages.filter(id__gt=after).order_by("id")[: limit + 1], room_id)
         return MessagePage(page[:limit], has_more=len(page) > limit)
-    page = _rows(messages.order_by("-id")[: limit + 1])
+    page = _rows(messages.order_by("-id")[: limit + 1], room_id)
     return MessagePage(page[:limit][::-1], has_more=len(page) > limit)
 
 
-def _rows(messages: QuerySet[Message]) -> list[MessageRow]:
-    return [MessageRow._make(row) for row in messages.values_list(*_MESSAGE_ROW_COLUMNS)]
+def _rows(messages: QuerySet[Message], room_id) -> list[MessageRow]:
+    make = MessageRow._make
+    return [make((*row, room_id)) for row in messages.values_list(*_MESSAGE_ROW_COLUMNS)]
 
 
 def room_detail(*, user, room_id) -> Room:

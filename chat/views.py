@@ -77,10 +77,13 @@ class RoomMessagesView(APIView):
     @extend_schema(parameters=[HistoryQuerySerializer], responses=MessagePageSerializer)
     def get(self, request: Request, room_id) -> Response:
         """History, oldest first: `after=<id>` recovers missed messages; `before=<id>` pages."""
-        room = room_for_request(request, room_id)
         query = HistoryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        page = selectors.message_list(room=room, **query.validated_data)
+        page = selectors.member_message_list(
+            user=request.user, room_id=room_id, **query.validated_data
+        )
+        if page is None:
+            raise NotFound("No Room matches the given query.")
         return Response(MessagePageSerializer(page).data)
 
 

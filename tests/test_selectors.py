@@ -193,3 +193,46 @@ def test_message_list_rows_render_as_the_stored_message_does(room, alice):
         protocol.message_payload(message) for message in stored
     ]
     assert page.results[1].text == "final" and page.results[2].deleted_at is not None
+
+
+# --- member_message_list: history through the access rule, in the page's own query
+
+
+def test_member_message_list_reads_a_members_page_in_one_query(
+    room, alice, bob, django_assert_num_queries
+):
+    ids = add_messages(room, alice, 5)
+
+    with django_assert_num_queries(1):
+        page = selectors.member_message_list(user=bob, room_id=room.pk, limit=3)
+
+    assert [message.pk for message in page.results] == ids[2:]
+    assert page.has_more is True
+    assert page.results == selectors.message_list(room=room, limit=3).results
+
+
+def test_member_message_list_is_none_for_outsiders_and_unknown_rooms(room, alice, outsider):
+    import uuid
+
+    add_messages(room, alice, 3)
+
+    assert selectors.member_message_list(user=outsider, room_id=room.pk) is None
+    assert selectors.member_message_list(user=AnonymousUser(), room_id=room.pk) is None
+    assert selectors.member_message_list(user=alice, room_id=uuid.uuid4()) is None
+
+
+def test_member_message_list_of_an_empty_page_is_a_page_not_a_refusal(room, alice):
+    ids = add_messages(room, alice, 2)
+
+    page = selectors.member_message_list(user=alice, room_id=room.pk, after=ids[-1])
+
+    assert page is not None
+    assert page.results == [] and page.has_more is False
+
+
+def test_member_message_list_refuses_a_deactivated_member(room, alice, bob):
+    add_messages(room, alice, 2)
+    bob.is_active = False
+    bob.save()
+
+    assert selectors.member_message_list(user=bob, room_id=room.pk) is None
