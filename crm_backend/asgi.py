@@ -15,6 +15,7 @@ from django.core.management.base import SystemCheckError  # noqa: E402
 from chat.liveness import install_shutdown_hook  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 from crm_backend.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
+from crm_backend.daphne_shared_options import share_protocol_options  # noqa: E402
 from crm_backend.request_threads import RequestThreads, SyncStackASGIHandler  # noqa: E402
 
 # daphne runs no system checks: run ours so a misconfigured production server refuses to start.
@@ -23,6 +24,7 @@ if _errors:
     raise SystemCheckError("\n".join(str(message) for message in _errors))
 
 allow_protocol_close_codes()
+share_protocol_options()
 install_shutdown_hook()  # SIGTERM closes sockets with 1001
 
 application = ProtocolTypeRouter(
