@@ -24,9 +24,8 @@ for _name in [n for n in globals() if n.startswith("CHAT_") and "RATE_LIMIT" in 
 # The control's route exists only when this module is the settings module.
 BENCH_TUTORIAL_CONTROL = True
 
-# Experiments (off unless set): BENCH_SQLITE_CONN_MAX_AGE keeps SQLite connections open across
-# requests/consumer calls like DATABASE_CONN_MAX_AGE does for PostgreSQL (the product leaves
-# SQLite at Django's default 0: a new connection, with its PRAGMAs, per database call).
+# Experiments (off unless set): BENCH_SQLITE_CONN_MAX_AGE overrides how long SQLite connections
+# are kept (the product keeps every database's for DATABASE_CONN_MAX_AGE, 600 s by default).
 _sqlite = DATABASES["default"]["ENGINE"].endswith("sqlite3")  # noqa: F405
 if os.environ.get("BENCH_SQLITE_CONN_MAX_AGE") and _sqlite:
     DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ["BENCH_SQLITE_CONN_MAX_AGE"])  # noqa: F405
