@@ -49,6 +49,19 @@ def test_sockets_see_the_factorys_options_without_copying_them(isolated_protocol
         assert not set(OPTION_NAMES) & set(vars(socket)), "no per-socket copies"
 
 
+def test_autobahn_has_no_options_left_to_copy_or_print(isolated_protocol_class, monkeypatch):
+    from autobahn.websocket import protocol as autobahn_protocol
+
+    printed = []
+    monkeypatch.setattr(autobahn_protocol, "pformat", lambda value: printed.append(value) or "")
+    factory = daphne_factory(maxMessagePayloadSize=1234)
+
+    open_socket(factory)
+    open_socket(factory)
+
+    assert printed == [[], []], "the options were copied and pretty-printed per socket"
+
+
 def test_a_second_factorys_sockets_get_their_own_options(isolated_protocol_class):
     first = daphne_factory(maxMessagePayloadSize=1234)
     second = daphne_factory(maxMessagePayloadSize=99)
