@@ -115,13 +115,11 @@ def credential_from_scope(scope: dict) -> Credential | None:
     return Credential("ticket", ticket) if ticket else None
 
 
-def authenticate_credential(credential: Credential | None, *, path: str) -> TokenCheck:
+def authenticate_credential(credential: Credential, *, path: str) -> TokenCheck:
     """The user a credential names, or why it is refused; logged either way, never the secret.
 
     Runs in a database thread: it reads the user (and spends a ticket).
     """
-    if credential is None:
-        return TokenCheck(AnonymousUser())
     if credential.kind == "token":
         check = authenticate_token(credential.value)
     else:
