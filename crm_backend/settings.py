@@ -85,15 +85,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Prepared statements: psycopg prepares a statement a connection has run 5 times (a
-    # handshake's, a history page's, a message's), and PostgreSQL stops parsing and planning it
-    # on every call. Needs server-side binding. Off behind a pooler in transaction mode
-    # (pgbouncer without max_prepared_statements): prepared statements do not follow a client.
-    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
-        DATABASES["default"].setdefault("OPTIONS", {}).update(
-            server_side_binding=True, prepare_threshold=5
-        )
 # Keep connections between messages (reconnecting per message was a tenth of the hot path);
 # each is health-checked before reuse, so a restarted database is reconnected to by itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
