@@ -236,31 +236,3 @@ def test_member_message_list_refuses_a_deactivated_member(room, alice, bob):
     bob.save()
 
     assert selectors.member_message_list(user=bob, room_id=room.pk) is None
-
-
-def test_the_latest_page_reads_the_room_index_even_when_the_room_holds_most_messages(
-    room, alice, outsider
-):
-    """A room holding most of the table, another room's messages newer than all of its own:
-    the page must come from the (room, id) index, not from walking the primary key backwards
-    through the other room's messages (what PostgreSQL chose for the old query)."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    other = make_room(admins=[outsider], name="Outra")
-    add_messages(room, alice, 5000)
-    add_messages(other, outsider, 1000)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-
-    with CaptureQueriesContext(connection) as queries:
-        selectors.member_message_list(user=alice, room_id=room.pk)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            ("EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN ")
-            + queries.captured_queries[0]["sql"]
-        )
-        plan = "\n".join(str(row) for row in cursor.fetchall())
-
-    assert "message_room_id_idx" in plan, plan
-    assert "chat_message_pkey" not in plan, plan
