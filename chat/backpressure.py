@@ -18,6 +18,8 @@ import time
 class SendBacklog:
     """Since when a socket's transport has had more queued than its buffer size."""
 
+    __slots__ = ("full_since", "transport")  # one per open socket
+
     def __init__(self, transport) -> None:
         self.transport = transport
         self.full_since: float | None = None

@@ -259,7 +259,11 @@ class ChatConsumer(BaseChatConsumer):
             return
         delay = max(0.0, self.token_expires_at - time.time())
         loop = asyncio.get_running_loop()
-        self.expiry_timer = loop.call_later(delay, lambda: loop.create_task(self.token_expired()))
+        # A bound method, not a closure: every open socket keeps this timer.
+        self.expiry_timer = loop.call_later(delay, self.start_token_expiry)
+
+    def start_token_expiry(self) -> None:
+        asyncio.get_running_loop().create_task(self.token_expired())
 
     async def token_expired(self) -> None:
         await self.reject(
