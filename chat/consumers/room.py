@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from accounts.websocket_auth import Credential, authenticate_credential, credential_from_scope
+from accounts.websocket_auth import (
+    Credential,
+    TokenCheck,
+    authenticate_credential,
+    credential_from_scope,
+)
 from chat import events, protocol
 from chat.access import room_for_connection
 from chat.consumers.base import (
@@ -90,14 +93,14 @@ class ChatConsumer(BaseChatConsumer):
         if credential is None:
             return Rejection.AUTHENTICATION_REQUIRED
         try:
-            check = await database_sync_to_async(_handshake_checks)(
+            auth, self.room, rejection = await database_sync_to_async(_handshake_checks)(
                 credential, room_id=room_id, path=self.scope["path"]
             )
         except DatabaseError:
             logger.exception("database unavailable while checking the token and room access")
             return Rejection.SERVICE_UNAVAILABLE
-        self.user, self.room, self.token_expires_at = check.user, check.room, check.expires_at
-        return check.rejection
+        self.user, self.token_expires_at = auth.user, auth.expires_at
+        return rejection
 
     # --- messages -------------------------------------------------------------------------
 
@@ -300,21 +303,14 @@ class ChatConsumer(BaseChatConsumer):
     }
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeCheck:
-    user: Any
-    room: Room | None
-    rejection: Rejection | None
-    expires_at: float | None  # of the access token, epoch seconds
-
-
-def _handshake_checks(credential: Credential, *, room_id: str, path: str) -> HandshakeCheck:
+def _handshake_checks(
+    credential: Credential, *, room_id: str, path: str
+) -> tuple[TokenCheck, Room | None, Rejection | None]:
     """Token (or ticket), room and membership in one database call: one thread hop."""
     auth = authenticate_credential(credential, path=path)
     if auth.refusal is not None:
-        return HandshakeCheck(auth.user, None, auth.refusal, None)
-    room, rejection = room_for_connection(user=auth.user, room_id=room_id)
-    return HandshakeCheck(auth.user, room, rejection, auth.expires_at)
+        return auth, None, auth.refusal
+    return auth, *room_for_connection(user=auth.user, room_id=room_id)
 
 
 def _updated_frame(message) -> str:
