@@ -14,6 +14,7 @@ from django.core.management.base import SystemCheckError  # noqa: E402
 
 from chat.liveness import install_shutdown_hook  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
+from crm_backend.autobahn_lazy_debug import defer_autobahn_debug_formatting  # noqa: E402
 from crm_backend.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
 from crm_backend.daphne_shared_options import share_protocol_options  # noqa: E402
 from crm_backend.request_threads import RequestThreads, SyncStackASGIHandler  # noqa: E402
@@ -24,6 +25,7 @@ if _errors:
     raise SystemCheckError("\n".join(str(message) for message in _errors))
 
 allow_protocol_close_codes()
+defer_autobahn_debug_formatting()
 share_protocol_options()
 install_shutdown_hook()  # SIGTERM closes sockets with 1001
 
