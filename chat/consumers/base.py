@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from chat import events, liveness, protocol
 from chat.backpressure import watch_send_backlog
+from chat.broadcast_frames import framed_socket, write_frame
 from chat.fanout import room_hub
 from chat.protocol import (
     CHAT_DELETE,
@@ -84,11 +85,13 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         self.accepted = True
         await super().accept(subprotocol, headers)
         self.send_backlog = watch_send_backlog(self.base_send)
+        self.framed_socket = framed_socket(self.base_send)
 
     async def websocket_connect(self, message):
         self.closing = False
         self.accepted = False
         self.send_backlog = None  # set at accept, where the server exposes one
+        self.framed_socket = None  # likewise (chat.broadcast_frames)
         self.rate_limit = TokenBucket(
             rate=settings.CHAT_RATE_LIMIT_PER_SECOND, burst=settings.CHAT_RATE_LIMIT_BURST
         )
@@ -178,7 +181,9 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         if backlog is not None and backlog.seconds_behind() > settings.CHAT_SLOW_RECEIVER_SECONDS:
             logger.warning("slow receiver: user=%s path=%s", self.log_user(), self.scope["path"])
             return await self.layer_overflow(event)
-        await self.send(text_data=event["frame"])
+        framed = self.framed_socket
+        if framed is None or not write_frame(framed, event["frame"]):
+            await self.send(text_data=event["frame"])
 
     async def room_event(self, event: dict) -> None:
         """An event of this socket's room, handed over by the process's RoomHub (chat.fanout)."""

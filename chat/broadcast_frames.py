@@ -1,0 +1,54 @@
+"""A broadcast frame is encoded and framed once per message, not once per receiving socket.
+
+Every local socket of a room gets the same text for a broadcast. Through ASGI each of them
+costs Channels' `send`, daphne's reply routing, a UTF-8 encode and autobahn's framing of the
+same bytes again: most of the server's CPU per delivery (docs/performance.md). Under daphne a
+socket's autobahn protocol is reachable (its ASGI `send` is `partial(server.handle_reply,
+protocol)`, as chat.backpressure uses), and autobahn frames a message once for many sockets
+with `PreparedMessage`, its broadcast API. So a broadcast's frame is built once and its bytes
+are written to each open socket's transport, in the same order as the socket's other frames
+(daphne's `send` writes synchronously too).
+
+Only the plain case takes this path: an open socket, no compression or fragmentation
+negotiated, a frame within the message size limit. Anything else, and every socket under
+another server (uvicorn), goes through ASGI as before.
+"""
+
+from __future__ import annotations
+
+from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
+
+# The last frame built: a broadcast's text is one str object, written to socket after socket.
+_last_built: tuple[str | None, bytes] = (None, b"")
+
+
+def framed_socket(send) -> WebSocketProtocol | None:
+    """The daphne socket behind an ASGI `send`, if broadcast frames can be written to it."""
+    protocol = next(iter(getattr(send, "args", ())), None)
+    if not isinstance(protocol, WebSocketProtocol):
+        return None
+    if protocol._perMessageCompress is not None or protocol.autoFragmentSize:
+        return None
+    return protocol
+
+
+def write_frame(protocol: WebSocketProtocol, frame: str) -> bool:
+    """Write `frame` as a text message; False (nothing written) if ASGI must send it."""
+    if protocol.state != WebSocketProtocol.STATE_OPEN:
+        return False
+    wire = _framed(frame)
+    limit = protocol.maxMessagePayloadSize
+    if 0 < limit < len(wire):
+        return False
+    protocol.sendData(wire)
+    return True
+
+
+def _framed(text: str) -> bytes:
+    global _last_built
+    built_for, wire = _last_built
+    if text is not built_for:
+        # A server's text frame: not binary, not masked, never compressed.
+        wire = PreparedMessage(text.encode(), False, False, True).payloadHybi
+        _last_built = (text, wire)
+    return wire
