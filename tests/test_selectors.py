@@ -236,3 +236,32 @@ def test_member_message_list_refuses_a_deactivated_member(room, alice, bob):
     bob.save()
 
     assert selectors.member_message_list(user=bob, room_id=room.pk) is None
+
+
+@pytest.mark.parametrize("page", ["latest", "after"])
+def test_a_page_reads_the_room_index_even_when_the_room_holds_most_messages(
+    page, room, alice, outsider
+):
+    """A room holding most of the table, another room's messages newer than all of its own:
+    the page must come from the (room, id) index, not from walking the primary key backwards
+    through the other room's messages (what PostgreSQL chose for `room = X`)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    other = make_room(admins=[outsider], name="Outra")
+    first = add_messages(room, alice, 5000)[0]
+    add_messages(other, outsider, 1000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    after = first if page == "after" else None
+
+    with CaptureQueriesContext(connection) as queries:
+        selectors.member_message_list(user=alice, room_id=room.pk, after=after)
+    with connection.cursor() as cursor:
+        explain = "EXPLAIN " if connection.vendor == "postgresql" else "EXPLAIN QUERY PLAN "
+        cursor.execute(explain + queries.captured_queries[0]["sql"])
+        plan = "\n".join(str(row) for row in cursor.fetchall())
+
+    assert "message_room_id_idx" in plan, plan
+    assert "chat_message_pkey" not in plan, plan  # PostgreSQL's primary key walk
+    assert "chat_message USING INTEGER PRIMARY KEY" not in plan, plan  # SQLite's
