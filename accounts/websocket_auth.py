@@ -19,7 +19,6 @@ from urllib.parse import parse_qs
 from django.contrib.auth.models import AnonymousUser
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
-from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import UntypedToken
 
 from chat.protocol import Rejection
@@ -80,47 +79,14 @@ class TokenCheck:
     expires_at: float | None = None  # epoch seconds of the access token's `exp`
 
 
-def _validated_token(authentication: JWTAuthentication, raw_token: str):
-    """simplejwt's validated token (signature, algorithm, expiry, type), or None."""
-    if len(raw_token) > MAX_TOKEN_LENGTH:
-        return None
-    try:
-        return authentication.get_validated_token(raw_token.encode("latin-1", "replace"))
-    except AuthenticationFailed:
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenClaims:
-    """Whom a valid access token names (a lookup for the user model) and when it expires."""
-
-    user_lookup: dict
-    expires_at: float
-
-
-def token_claims(raw_token: str) -> TokenClaims | None:
-    """The claims of a valid access token, without reading the user; None if not valid.
-
-    For a caller that reads the user in a query of its own (a handshake, with the room). It
-    must apply what JWTAuthentication.get_user checks; with CHECK_REVOKE_TOKEN on, that needs
-    the user's password hash, so this returns None and the caller authenticates as usual.
-    """
-    if jwt_settings.CHECK_REVOKE_TOKEN:
-        return None
-    validated = _validated_token(JWTAuthentication(), raw_token)
-    if validated is None or jwt_settings.USER_ID_CLAIM not in validated:
-        return None
-    user_lookup = {jwt_settings.USER_ID_FIELD: validated[jwt_settings.USER_ID_CLAIM]}
-    return TokenClaims(user_lookup, expires_at=float(validated["exp"]))
-
-
 def authenticate_token(raw_token: str) -> TokenCheck:
     """Validate an access token exactly as the REST API does."""
+    if len(raw_token) > MAX_TOKEN_LENGTH:
+        return TokenCheck(AnonymousUser(), Rejection.TOKEN_INVALID)
     authentication = JWTAuthentication()
-    validated = _validated_token(authentication, raw_token)
-    if validated is None:
-        if len(raw_token) > MAX_TOKEN_LENGTH:
-            return TokenCheck(AnonymousUser(), Rejection.TOKEN_INVALID)
+    try:
+        validated = authentication.get_validated_token(raw_token.encode("latin-1", "replace"))
+    except AuthenticationFailed:
         return TokenCheck(AnonymousUser(), _refusal_for_invalid_token(raw_token))
     try:
         user = authentication.get_user(validated)
@@ -161,10 +127,6 @@ def authenticate_credential(credential: Credential, *, path: str) -> TokenCheck:
     if check.refusal:
         logger.info("WebSocket authentication failed: %s (path %s)", check.refusal, path)
     else:
-        log_authenticated(check.user)
+        logger.info("User found in JWT: %s", check.user.username)
+        logger.info("WebSocket user authenticated: %s", check.user.username)
     return check
-
-
-def log_authenticated(user) -> None:
-    logger.info("User found in JWT: %s", user.username)
-    logger.info("WebSocket user authenticated: %s", user.username)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import QuerySet
 
-from chat.models import Membership, Message, Room
+from chat.models import Message, Room
 from chat.protocol import Rejection
 
 
@@ -17,22 +17,6 @@ def accessible_rooms(user) -> QuerySet[Room]:
     if not (user and user.is_authenticated and user.is_active):
         return Room.objects.none()
     return Room.objects.filter(memberships__user=user)
-
-
-def member_access(*, user_lookup: dict, room_id: str) -> Membership | None:
-    """The membership that lets an active user into a room, with user and room loaded.
-
-    The rule of `accessible_rooms` for a caller that knows only how to find the user (a
-    token's claim): one query for a handshake that is let in. None says only "not let in";
-    `room_for_connection` tells why.
-    """
-    try:
-        room_pk = uuid.UUID(room_id)
-    except ValueError:
-        return None
-    user_filter = {f"user__{field}": value for field, value in user_lookup.items()}
-    memberships = Membership.objects.select_related("user", "room")
-    return memberships.filter(room_id=room_pk, user__is_active=True, **user_filter).first()
 
 
 def can_user_access(user, room: Room) -> bool:

@@ -145,8 +145,8 @@ async def test_chat_foreign_origin_is_rejected_before_authentication(room, alice
 
 
 async def test_chat_handshake_reads_the_database_in_one_call(room, alice, monkeypatch):
-    """Token, room and membership: one trip to the database thread and, for a member let in,
-    one query (the membership joined to its user and room), whatever a rejection costs."""
+    """Token, room and membership: one trip to the database thread, two queries (the user;
+    the room joined to the membership), whatever the rejection path costs."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -165,9 +165,8 @@ async def test_chat_handshake_reads_the_database_in_one_call(room, alice, monkey
     communicator = await joined(room_path(room), token=factories.access_token(alice))
     await communicator.disconnect()
     assert len(calls) == 1, calls
-    assert len(calls[0]) == 1, calls[0]
-    assert "chat_membership" in calls[0][0]
-    assert "accounts_user" in calls[0][0]
+    assert len(calls[0]) == 2, calls[0]
+    assert "chat_membership" in calls[0][1]
 
 
 @pytest.mark.parametrize(
@@ -409,6 +408,6 @@ async def test_chat_unexpected_failure_at_handshake_is_internal_error(room, alic
     def broken_access(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("chat.consumers.room.member_access", broken_access)
+    monkeypatch.setattr("chat.consumers.room.room_for_connection", broken_access)
     communicator = await open_socket(room_path(room), token=factories.access_token(alice))
     await assert_rejected(communicator, "internal_error", 1011)

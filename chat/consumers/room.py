@@ -15,11 +15,9 @@ from accounts.websocket_auth import (
     TokenCheck,
     authenticate_credential,
     credential_from_scope,
-    log_authenticated,
-    token_claims,
 )
 from chat import events, protocol
-from chat.access import member_access, room_for_connection
+from chat.access import room_for_connection
 from chat.consumers.base import (
     BaseChatConsumer,
     client_ip,
@@ -309,26 +307,10 @@ def _handshake_checks(
     credential: Credential, *, room_id: str, path: str
 ) -> tuple[TokenCheck, Room | None, Rejection | None]:
     """Token (or ticket), room and membership in one database call: one thread hop."""
-    admitted = _admitted_member(credential, room_id)
-    if admitted is not None:
-        return admitted
-    # Not let in (or a ticket): the checks one by one, to tell the client why.
     auth = authenticate_credential(credential, path=path)
     if auth.refusal is not None:
         return auth, None, auth.refusal
     return auth, *room_for_connection(user=auth.user, room_id=room_id)
-
-
-def _admitted_member(credential: Credential, room_id: str):
-    """The usual handshake in one query: a valid token of an active member of the room."""
-    claims = token_claims(credential.value) if credential.kind == "token" else None
-    if claims is None:
-        return None
-    membership = member_access(user_lookup=claims.user_lookup, room_id=room_id)
-    if membership is None:
-        return None
-    log_authenticated(membership.user)
-    return TokenCheck(membership.user, expires_at=claims.expires_at), membership.room, None
 
 
 def _updated_frame(message) -> str:
