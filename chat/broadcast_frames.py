@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 
-# The last frame built: a broadcast's text is one str object, written to socket after socket.
-_last_built: tuple[str | None, bytes] = (None, b"")
+# The last frame built (text, payload length, bytes): a broadcast's text is one str object,
+# written to socket after socket.
+_last_built: tuple[str | None, int, bytes] = (None, 0, b"")
 
 
 def framed_socket(send) -> WebSocketProtocol | None:
@@ -29,6 +30,8 @@ def framed_socket(send) -> WebSocketProtocol | None:
         return None
     if protocol._perMessageCompress is not None or protocol.autoFragmentSize:
         return None
+    if protocol.maskServerFrames:  # our frames are built unmasked, as servers send them
+        return None
     return protocol
 
 
@@ -36,19 +39,22 @@ def write_frame(protocol: WebSocketProtocol, frame: str) -> bool:
     """Write `frame` as a text message; False (nothing written) if ASGI must send it."""
     if protocol.state != WebSocketProtocol.STATE_OPEN:
         return False
-    wire = _framed(frame)
+    payload_length, wire = _framed(frame)
     limit = protocol.maxMessagePayloadSize
-    if 0 < limit < len(wire):
+    if 0 < limit < payload_length:
         return False
     protocol.sendData(wire)
     return True
 
 
-def _framed(text: str) -> bytes:
+def _framed(text: str) -> tuple[int, bytes]:
+    """The payload's length and the whole frame's bytes."""
     global _last_built
-    built_for, wire = _last_built
+    built_for, payload_length, wire = _last_built
     if text is not built_for:
+        payload = text.encode()
         # A server's text frame: not binary, not masked, never compressed.
-        wire = PreparedMessage(text.encode(), False, False, True).payloadHybi
-        _last_built = (text, wire)
-    return wire
+        payload_length = len(payload)
+        wire = PreparedMessage(payload, False, False, True).payloadHybi
+        _last_built = (text, payload_length, wire)
+    return payload_length, wire

@@ -20,14 +20,15 @@ HOT_MODULES = ("autobahn.websocket.protocol", "autobahn.twisted.websocket")
 class DeferredText:
     """Text that is rendered only when a log line is formatted (``str`` or ``format``)."""
 
-    __slots__ = ("render", "value")
+    __slots__ = ("args", "kwargs", "render")
 
-    def __init__(self, render, value) -> None:
+    def __init__(self, render, args, kwargs) -> None:
         self.render = render
-        self.value = value
+        self.args = args
+        self.kwargs = kwargs
 
     def __str__(self) -> str:
-        return self.render(self.value)
+        return self.render(*self.args, **self.kwargs)
 
     __repr__ = __str__
 
@@ -43,6 +44,6 @@ def defer_autobahn_debug_formatting() -> None:
         module = importlib.import_module(module_name)
         if getattr(module, "_chat_lazy_debug", False):
             continue
-        module.hltype = lambda obj: DeferredText(util.hltype, obj)
-        module.hlval = lambda value: DeferredText(util.hlval, value)
+        module.hltype = lambda *args, **kwargs: DeferredText(util.hltype, args, kwargs)
+        module.hlval = lambda *args, **kwargs: DeferredText(util.hlval, args, kwargs)
         module._chat_lazy_debug = True

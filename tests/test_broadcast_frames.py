@@ -69,13 +69,14 @@ def test_a_socket_that_is_not_open_is_left_to_asgi():
 def test_a_frame_over_the_message_size_limit_is_left_to_asgi():
     socket = daphne_socket(maxMessagePayloadSize=100)
 
-    assert write_frame(socket, "x" * 200) is False
-    assert write_frame(socket, "x" * 10) is True
+    assert write_frame(socket, "x" * 101) is False
+    assert write_frame(socket, "x" * 100) is True  # the limit is the payload's, as autobahn's
 
 
 def test_only_plain_daphne_sockets_are_written_directly():
     plain = daphne_socket()
     fragmenting = daphne_socket(autoFragmentSize=1024)
+    masking = daphne_socket(maskServerFrames=True)
     compressing = daphne_socket()
     compressing._perMessageCompress = object()  # as when permessage-deflate was negotiated
 
@@ -84,5 +85,6 @@ def test_only_plain_daphne_sockets_are_written_directly():
 
     assert framed_socket(asgi_send(plain)) is plain
     assert framed_socket(asgi_send(fragmenting)) is None
+    assert framed_socket(asgi_send(masking)) is None
     assert framed_socket(asgi_send(compressing)) is None
     assert framed_socket(uvicorn_send) is None
