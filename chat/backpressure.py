@@ -34,15 +34,22 @@ class SendBacklog:
         return now - self.full_since
 
 
+def daphne_protocol(send):
+    """The daphne protocol (socket) behind an ASGI `send`, or None under another server.
+
+    daphne's `send` is `partial(server.handle_reply, protocol)`.
+    """
+    return next(iter(getattr(send, "args", ())), None)
+
+
 def watch_send_backlog(send) -> SendBacklog | None:
     """The SendBacklog of the socket behind an ASGI `send`, where the server exposes one.
 
-    daphne's `send` is `partial(server.handle_reply, protocol)`; the protocol's transport is a
-    Twisted TCP transport, whose HTTP channel stays registered as its streaming producer
-    after the WebSocket upgrade (so `producerPaused` is kept up to date).
+    Under daphne the protocol's transport is a Twisted TCP transport, whose HTTP channel stays
+    registered as its streaming producer after the WebSocket upgrade (so `producerPaused` is
+    kept up to date).
     """
-    protocol = next(iter(getattr(send, "args", ())), None)
-    transport = getattr(protocol, "transport", None)
+    transport = getattr(daphne_protocol(send), "transport", None)
     if transport is None or not hasattr(transport, "producerPaused"):
         return None
     return SendBacklog(transport)

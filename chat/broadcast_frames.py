@@ -3,11 +3,10 @@
 Every local socket of a room gets the same text for a broadcast. Through ASGI each of them
 costs Channels' `send`, daphne's reply routing, a UTF-8 encode and autobahn's framing of the
 same bytes again: most of the server's CPU per delivery (docs/performance.md). Under daphne a
-socket's autobahn protocol is reachable (its ASGI `send` is `partial(server.handle_reply,
-protocol)`, as chat.backpressure uses), and autobahn frames a message once for many sockets
-with `PreparedMessage`, its broadcast API. So a broadcast's frame is built once and its bytes
-are written to each open socket's transport, in the same order as the socket's other frames
-(daphne's `send` writes synchronously too).
+socket's autobahn protocol is reachable (chat.backpressure.daphne_protocol), and autobahn
+frames a message once for many sockets with `PreparedMessage`, its broadcast API. So a
+broadcast's frame is built once and its bytes are written to each open socket's transport, in
+the same order as the socket's other frames (daphne's `send` writes synchronously too).
 
 Only the plain case takes this path: an open socket, no compression or fragmentation
 negotiated, a frame within the message size limit. Anything else, and every socket under
@@ -18,6 +17,8 @@ from __future__ import annotations
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 
+from chat.backpressure import daphne_protocol
+
 # The last frame built (text, payload length, bytes): a broadcast's text is one str object,
 # written to socket after socket.
 _last_built: tuple[str | None, int, bytes] = (None, 0, b"")
@@ -25,7 +26,7 @@ _last_built: tuple[str | None, int, bytes] = (None, 0, b"")
 
 def framed_socket(send) -> WebSocketProtocol | None:
     """The daphne socket behind an ASGI `send`, if broadcast frames can be written to it."""
-    protocol = next(iter(getattr(send, "args", ())), None)
+    protocol = daphne_protocol(send)
     if not isinstance(protocol, WebSocketProtocol):
         return None
     if protocol._perMessageCompress is not None or protocol.autoFragmentSize:
