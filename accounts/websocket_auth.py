@@ -17,8 +17,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import UntypedToken
 
 from chat.protocol import Rejection
@@ -81,13 +83,36 @@ class TokenCheck:
 
 def authenticate_token(raw_token: str) -> TokenCheck:
     """Validate an access token exactly as the REST API does."""
+    return authenticate_tokens([raw_token])[0]
+
+
+def authenticate_tokens(raw_tokens: list[str]) -> list[TokenCheck]:
+    """`authenticate_token` for each token, with all their users read in one query.
+
+    Concurrent handshakes are checked together (chat.handshakes); simplejwt's own `get_user`
+    still applies its rules (user exists, is active, password unchanged) to each token.
+    """
+    authentication = JWTAuthentication()
+    validated = [_validated_token(authentication, raw_token) for raw_token in raw_tokens]
+    genuine = [token for token in validated if not isinstance(token, TokenCheck)]
+    authentication.user_model = _UsersReadAtOnce(authentication.user_model, genuine)
+    return [
+        token if isinstance(token, TokenCheck) else _token_user(authentication, token)
+        for token in validated
+    ]
+
+
+def _validated_token(authentication: JWTAuthentication, raw_token: str):
+    """simplejwt's validated token, or the refusal of a token that is not one."""
     if len(raw_token) > MAX_TOKEN_LENGTH:
         return TokenCheck(AnonymousUser(), Rejection.TOKEN_INVALID)
-    authentication = JWTAuthentication()
     try:
-        validated = authentication.get_validated_token(raw_token.encode("latin-1", "replace"))
+        return authentication.get_validated_token(raw_token.encode("latin-1", "replace"))
     except AuthenticationFailed:
         return TokenCheck(AnonymousUser(), _refusal_for_invalid_token(raw_token))
+
+
+def _token_user(authentication: JWTAuthentication, validated) -> TokenCheck:
     try:
         user = authentication.get_user(validated)
     except AuthenticationFailed as error:
@@ -96,6 +121,34 @@ def authenticate_token(raw_token: str) -> TokenCheck:
             return TokenCheck(AnonymousUser(), Rejection.USER_INACTIVE)
         return TokenCheck(AnonymousUser(), Rejection.TOKEN_INVALID)
     return TokenCheck(user, expires_at=float(validated["exp"]))
+
+
+class _UsersReadAtOnce:
+    """Stands in for the user model in simplejwt's `get_user`: the users its tokens name,
+    read in one query, answer its `objects.get(<USER_ID_FIELD>=<claim>)`."""
+
+    def __init__(self, user_model, tokens) -> None:
+        self.DoesNotExist = user_model.DoesNotExist
+        self.objects = self
+        self._field = user_model._meta.get_field(jwt_settings.USER_ID_FIELD)
+        claims = (token.get(jwt_settings.USER_ID_CLAIM) for token in tokens)
+        user_ids = {self._user_id(claim) for claim in claims} - {None}
+        users = user_model.objects.filter(**{f"{self._field.name}__in": user_ids})
+        self._by_id = {getattr(user, self._field.attname): user for user in users}
+
+    def _user_id(self, claim):
+        """The claim as the field's value; None when no user can have it (get_user refuses)."""
+        try:
+            return None if claim is None else self._field.to_python(claim)
+        except ValidationError:
+            return None
+
+    def get(self, **lookup):
+        (claim,) = lookup.values()
+        try:
+            return self._by_id[self._user_id(claim)]
+        except KeyError:
+            raise self.DoesNotExist from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +173,24 @@ def authenticate_credential(credential: Credential, *, path: str) -> TokenCheck:
 
     Runs in a database thread: it reads the user (and spends a ticket).
     """
-    if credential.kind == "token":
-        check = authenticate_token(credential.value)
-    else:
-        check = authenticate_ticket(credential.value)
-    if check.refusal:
-        logger.info("WebSocket authentication failed: %s (path %s)", check.refusal, path)
-    else:
-        logger.info("User found in JWT: %s", check.user.username)
-        logger.info("WebSocket user authenticated: %s", check.user.username)
-    return check
+    return authenticate_credentials([credential], paths=[path])[0]
+
+
+def authenticate_credentials(
+    credentials: list[Credential], *, paths: list[str]
+) -> list[TokenCheck]:
+    """`authenticate_credential` for each credential: the tokens' users in one query."""
+    tokens = iter(authenticate_tokens([c.value for c in credentials if c.kind == "token"]))
+    checks = []
+    for credential, path in zip(credentials, paths, strict=True):
+        if credential.kind == "token":
+            check = next(tokens)
+        else:
+            check = authenticate_ticket(credential.value)
+        if check.refusal:
+            logger.info("WebSocket authentication failed: %s (path %s)", check.refusal, path)
+        else:
+            logger.info("User found in JWT: %s", check.user.username)
+            logger.info("WebSocket user authenticated: %s", check.user.username)
+        checks.append(check)
+    return checks

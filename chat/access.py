@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
 from chat.models import Message, Room
 from chat.protocol import Rejection
@@ -14,9 +14,23 @@ from chat.protocol import Rejection
 
 def accessible_rooms(user) -> QuerySet[Room]:
     """Rooms whose messages and members `user` may see: those it is a member of."""
-    if not (user and user.is_authenticated and user.is_active):
+    if not _may_see_rooms(user):
         return Room.objects.none()
     return Room.objects.filter(memberships__user=user)
+
+
+def _may_see_rooms(user) -> bool:
+    return bool(user and user.is_authenticated and user.is_active)
+
+
+def _granted_rooms(pairs: list[tuple[object, uuid.UUID]]) -> dict[tuple, Room]:
+    """The rooms of (user, room pk) `pairs` that `accessible_rooms` lets the user into, keyed
+    by (user pk, room pk): one query, the same membership join as `accessible_rooms`."""
+    users = {user.pk for user, _ in pairs if _may_see_rooms(user)}
+    rooms = Room.objects.filter(
+        pk__in={room_pk for _, room_pk in pairs}, memberships__user__in=users
+    ).annotate(member_pk=F("memberships__user"))
+    return {(room.member_pk, room.pk): room for room in rooms}
 
 
 def can_user_access(user, room: Room) -> bool:
@@ -25,22 +39,35 @@ def can_user_access(user, room: Room) -> bool:
 
 
 def room_for_connection(*, user, room_id: str) -> tuple[Room | None, Rejection | None]:
-    """The room a socket asks for, or the reason it may not have it (room first, then access).
+    """The room a socket asks for, or the reason it may not have it (room first, then access)."""
+    return rooms_for_connections([(user, room_id)])[0]
 
-    One query when access is granted (every handshake); telling "no such room" from "not a
-    member" costs a second one, only on refusal.
-    """
+
+def rooms_for_connections(
+    requests: list[tuple[object, str]],
+) -> list[tuple[Room | None, Rejection | None]]:
+    """`room_for_connection` for each (user, room id): one query when all are let in, and
+    one more to tell "no such room" from "not a member" when some are not."""
+    wanted = [(user, _room_pk(room_id)) for user, room_id in requests]
+    granted = _granted_rooms([(user, pk) for user, pk in wanted if pk is not None])
+    refused = {pk for user, pk in wanted if (user.pk, pk) not in granted and pk is not None}
+    existing = (
+        set(Room.objects.filter(pk__in=refused).values_list("pk", flat=True)) if refused else set()
+    )
+    return [_room_or_refusal(granted.get((user.pk, pk)), pk in existing) for user, pk in wanted]
+
+
+def _room_pk(room_id: str) -> uuid.UUID | None:
     try:
-        room_pk = uuid.UUID(room_id)
+        return uuid.UUID(room_id)
     except ValueError:
-        return None, Rejection.ROOM_NOT_FOUND
-    try:
-        return accessible_rooms(user).get(pk=room_pk), None
-    except Room.DoesNotExist:
-        pass
-    if Room.objects.filter(pk=room_pk).exists():
-        return None, Rejection.NOT_A_MEMBER
-    return None, Rejection.ROOM_NOT_FOUND
+        return None
+
+
+def _room_or_refusal(room: Room | None, exists: bool) -> tuple[Room | None, Rejection | None]:
+    if room is not None:
+        return room, None
+    return None, Rejection.NOT_A_MEMBER if exists else Rejection.ROOM_NOT_FOUND
 
 
 def is_room_admin(user, room: Room) -> bool:

@@ -4,9 +4,10 @@ import asyncio
 import json
 
 import pytest
+from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
-from chat.models import Message
+from chat.models import Membership, Message
 from tests import factories
 from tests.ws import assert_rejected, joined, open_socket, room_path
 
@@ -147,26 +148,57 @@ async def test_chat_foreign_origin_is_rejected_before_authentication(room, alice
 async def test_chat_handshake_reads_the_database_in_one_call(room, alice, monkeypatch):
     """Token, room and membership: one trip to the database thread, two queries (the user;
     the room joined to the membership), whatever the rejection path costs."""
+    calls = count_handshake_checks(monkeypatch)
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.disconnect()
+    assert [size for size, _ in calls] == [1]
+    queries = calls[0][1]
+    assert len(queries) == 2, queries
+    assert "chat_membership" in queries[1]
+
+
+async def test_chat_handshakes_arriving_together_are_checked_together(room, monkeypatch):
+    """Twenty members connecting at once: a few trips to the database thread, none checking
+    more than MAX_BATCH, two queries per trip however many it checks, and each socket gets
+    its own user."""
+    members = []
+    for number in range(20):
+        member = await database_sync_to_async(factories.make_user)(f"burst{number}")
+        await Membership.objects.acreate(room=room, user=member)
+        members.append(member)
+    calls = count_handshake_checks(monkeypatch)
+    monkeypatch.setattr("chat.handshakes.MAX_BATCH", 8)
+    sockets = await asyncio.gather(
+        *(open_socket(room_path(room), token=factories.access_token(m)) for m in members)
+    )
+    established = [await socket.receive_json_from() for socket in sockets]
+    assert [frame["user"]["username"] for frame in established] == [m.username for m in members]
+    sizes = [size for size, _ in calls]
+    assert sum(sizes) == 20
+    assert max(sizes) <= 8 and len(calls) <= 5, sizes
+    assert all(len(queries) == 2 for _, queries in calls), calls
+    for socket in sockets:
+        await socket.disconnect()
+
+
+def count_handshake_checks(monkeypatch) -> list[tuple[int, list[str]]]:
+    """(handshakes checked, SQL run) of each trip to the database thread for handshakes."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from chat.consumers import room as room_module
+    from chat import handshakes
 
     calls = []
-    checks = room_module._handshake_checks
+    check_handshakes = handshakes.check_handshakes
 
-    def counted(*args, **kwargs):
+    def counted(requests):
         with CaptureQueriesContext(connection) as queries:
-            result = checks(*args, **kwargs)
-        calls.append([query["sql"] for query in queries.captured_queries])
+            result = check_handshakes(requests)
+        calls.append((len(requests), [query["sql"] for query in queries.captured_queries]))
         return result
 
-    monkeypatch.setattr(room_module, "_handshake_checks", counted)
-    communicator = await joined(room_path(room), token=factories.access_token(alice))
-    await communicator.disconnect()
-    assert len(calls) == 1, calls
-    assert len(calls[0]) == 2, calls[0]
-    assert "chat_membership" in calls[0][1]
+    monkeypatch.setattr(handshakes, "check_handshakes", counted)
+    return calls
 
 
 @pytest.mark.parametrize(
@@ -405,9 +437,9 @@ async def test_chat_unexpected_failure_says_internal_error_and_leaks_nothing(
 
 
 async def test_chat_unexpected_failure_at_handshake_is_internal_error(room, alice, monkeypatch):
-    def broken_access(**kwargs):
+    def broken_access(requests):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("chat.consumers.room.room_for_connection", broken_access)
+    monkeypatch.setattr("chat.handshakes.rooms_for_connections", broken_access)
     communicator = await open_socket(room_path(room), token=factories.access_token(alice))
     await assert_rejected(communicator, "internal_error", 1011)

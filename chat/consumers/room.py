@@ -10,20 +10,14 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from accounts.websocket_auth import (
-    Credential,
-    TokenCheck,
-    authenticate_credential,
-    credential_from_scope,
-)
+from accounts.websocket_auth import credential_from_scope
 from chat import events, protocol
-from chat.access import room_for_connection
 from chat.consumers.base import (
     BaseChatConsumer,
     client_ip,
     failed_handshakes,
 )
-from chat.models import Room
+from chat.handshakes import HandshakeRequest, check_handshake
 from chat.ordering import room_sequence
 from chat.origin import origin_allowed
 from chat.presence import presence_store
@@ -93,14 +87,13 @@ class ChatConsumer(BaseChatConsumer):
         if credential is None:
             return Rejection.AUTHENTICATION_REQUIRED
         try:
-            auth, self.room, rejection = await database_sync_to_async(_handshake_checks)(
-                credential, room_id=room_id, path=self.scope["path"]
-            )
+            check = await check_handshake(HandshakeRequest(credential, room_id, self.scope["path"]))
         except DatabaseError:
             logger.exception("database unavailable while checking the token and room access")
             return Rejection.SERVICE_UNAVAILABLE
-        self.user, self.token_expires_at = auth.user, auth.expires_at
-        return rejection
+        self.user, self.token_expires_at = check.auth.user, check.auth.expires_at
+        self.room = check.room
+        return check.rejection
 
     # --- messages -------------------------------------------------------------------------
 
@@ -301,16 +294,6 @@ class ChatConsumer(BaseChatConsumer):
         READ: handle_read,
         TYPING: handle_typing,
     }
-
-
-def _handshake_checks(
-    credential: Credential, *, room_id: str, path: str
-) -> tuple[TokenCheck, Room | None, Rejection | None]:
-    """Token (or ticket), room and membership in one database call: one thread hop."""
-    auth = authenticate_credential(credential, path=path)
-    if auth.refusal is not None:
-        return auth, None, auth.refusal
-    return auth, *room_for_connection(user=auth.user, room_id=room_id)
 
 
 def _updated_frame(message) -> str:
