@@ -132,7 +132,7 @@ def markdown(out: dict) -> str:
             if "error" in r or "skipped" in r:
                 s3.append(
                     f"| {p['server']} | {p['layer']} | {kind} | "
-                    f"{r.get('error') or r.get('skipped')} |||||||"
+                    f"{r.get('error') or r.get('skipped')} |||||||||"
                 )
                 continue
             x = r
@@ -141,7 +141,9 @@ def markdown(out: dict) -> str:
                 f"{'product' if kind == 'product' else 'tutorial control'} | "
                 f"{x['connections']:,} | {x['opened']:,} | {x['handshakes_per_s']} | "
                 f"{x['handshake_p50_ms']} / {x['handshake_p99_ms']} | "
-                f"{_v(x['server_cpu_ms_per_handshake'])} | {x['rss_per_connection_kb']} | "
+                f"{_v(x['server_cpu_ms_per_handshake'])} | "
+                f"{_v(x.get('server_cpu_util'))} / {_v(x.get('loadgen_cpu_util'))} | "
+                f"{_v(x.get('listen_overflows'))} | {x['rss_per_connection_kb']} | "
                 f"{x['server_rss_before_mb']} → {x['server_rss_open_mb']} → "
                 f"{x['server_rss_after_close_mb']} |"
             )
@@ -150,9 +152,9 @@ def markdown(out: dict) -> str:
             "## S3 capacity: idle connections (product: JWT + room + membership checks)",
             "",
             "| server | layer | stack | connections | opened | handshakes/s (100 in flight) | "
-            "handshake p50 / p99 ms | server CPU ms/handshake | server RSS KB/connection | "
-            "RSS MB before → open → closed |",
-            "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
+            "handshake p50 / p99 ms | server CPU ms/handshake | CPU util server / loadgen | "
+            "listen queue overflows | server RSS KB/connection | RSS MB before → open → closed |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
             *s3,
             "",
         ]

@@ -72,6 +72,21 @@ def _unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
+def listen_overflows() -> int | None:
+    """The kernel's count of connections refused because a listen queue was full (every
+    listening socket of this network namespace): each one is a client's SYN resent ~1 s later."""
+    try:
+        with open("/proc/net/netstat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for names, values in zip(lines[::2], lines[1::2], strict=True):
+        if names.startswith("TcpExt:"):
+            counters = dict(zip(names.split()[1:], values.split()[1:], strict=True))
+            return int(counters["ListenOverflows"])
+    return None
+
+
 def _window(ctx: Context):
     """Server CPU seconds and load-generator CPU seconds, read together."""
     return ctx.server.cpu_seconds(), time.process_time(), time.monotonic()
@@ -266,9 +281,10 @@ async def s3_idle(ctx: Context, kind: str, count: int) -> dict:
     gc.collect()
     rss_before = ctx.server.rss_bytes()
     clients = [make(i) for i in range(count)]
-    before = _window(ctx)
+    before, overflows_before = _window(ctx), listen_overflows()
     opened = await open_clients(clients, concurrency=100)
     cpu = _cpu_fields(ctx, before, opened["opened"])
+    overflows = listen_overflows()
     await asyncio.sleep(2.0)
     rss_open = ctx.server.rss_bytes()
     started = time.monotonic()
@@ -283,6 +299,10 @@ async def s3_idle(ctx: Context, kind: str, count: int) -> dict:
         "server_cpu_ms_per_handshake": round(cpu["server_cpu_us_per_delivery"] / 1000, 3)
         if cpu["server_cpu_us_per_delivery"]
         else None,
+        # Which side limits the rate: a generator near 1.0 cannot open sockets any faster.
+        "server_cpu_util": cpu["server_cpu_util"],
+        "loadgen_cpu_util": cpu["loadgen_cpu_util"],
+        "listen_overflows": None if overflows is None else overflows - overflows_before,
         "server_rss_before_mb": round(rss_before / 2**20, 1),
         "server_rss_open_mb": round(rss_open / 2**20, 1),
         "server_rss_after_close_mb": round(rss_closed / 2**20, 1),

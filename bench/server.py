@@ -31,6 +31,9 @@ def cpu_layout() -> tuple[str | None, int | None]:
     return str(cpus[0]), cpus[1]
 
 
+LISTEN_BACKLOG = 1024  # as scripts/dev; uvicorn's default is 2048
+
+
 @dataclass
 class ServerProcess:
     kind: str  # daphne | uvicorn
@@ -54,10 +57,10 @@ class ServerProcess:
                 sys.executable,
                 "-m",
                 "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
+                # Twisted listens with a backlog of 50 unless told: a burst of handshakes
+                # overflowed it, and each dropped SYN came back a second later (p99 > 1 s).
+                "-e",
+                f"tcp:port={self.port}:interface=127.0.0.1:backlog={LISTEN_BACKLOG}",
                 "bench.asgi:application",
             ]
         elif self.kind == "uvicorn":
