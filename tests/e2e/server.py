@@ -58,10 +58,8 @@ class Server:
                 sys.executable,
                 "-m",
                 "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
+                "-e",  # as scripts/dev: a listen backlog of 1,024, not Twisted's 50
+                f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
                 "crm_backend.asgi:application",
             ],
             cwd=PROJECT_DIR,
