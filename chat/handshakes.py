@@ -20,9 +20,9 @@ from chat.access import rooms_for_connections
 from chat.models import Room
 from chat.protocol import Rejection
 
-# Handshakes checked per trip. A trip holds the GIL about 0.1 ms per handshake while the event
-# loop waits; uncapped, bursts made trips of ~100 and left the server idle between them (S3:
-# 340-410 handshakes/s at 0.65-0.8 of a core; 480-540/s at 0.9 with 16-40 per trip).
+# Handshakes checked per call. A call holds the GIL 0.1-0.2 ms per handshake while the event
+# loop waits; uncapped, bursts made calls of ~100 and left the server idle between them (S3:
+# 340-410 handshakes/s at 0.65-0.8 of a core; 480-540/s at 0.9 with 16-40 per call).
 MAX_BATCH = 32
 
 

@@ -436,6 +436,34 @@ async def test_chat_unexpected_failure_says_internal_error_and_leaks_nothing(
     assert "secret internals" in caplog.text, "the server log has the traceback"
 
 
+async def test_chat_database_failure_refuses_every_handshake_checked_with_it(
+    room, alice, bob, monkeypatch
+):
+    """The database fails while handshakes are being checked: each is told to retry (1013),
+    and once it is back the next handshake is checked normally."""
+    from chat import handshakes
+
+    database_down = True
+    rooms_for_connections = handshakes.rooms_for_connections
+
+    def flaky(requests):
+        if database_down:
+            raise DatabaseError("connection refused")
+        return rooms_for_connections(requests)
+
+    monkeypatch.setattr(handshakes, "rooms_for_connections", flaky)
+    refused = await asyncio.gather(
+        open_socket(room_path(room), token=factories.access_token(alice)),
+        open_socket(room_path(room), token=factories.access_token(bob)),
+    )
+    for communicator in refused:
+        await assert_rejected(communicator, "service_unavailable", 1013)
+
+    database_down = False
+    communicator = await joined(room_path(room), token=factories.access_token(alice))
+    await communicator.disconnect()
+
+
 async def test_chat_unexpected_failure_at_handshake_is_internal_error(room, alice, monkeypatch):
     def broken_access(requests):
         raise RuntimeError("boom")
