@@ -125,7 +125,8 @@ def _token_user(authentication: JWTAuthentication, validated) -> TokenCheck:
 
 class _UsersReadAtOnce:
     """Stands in for the user model in simplejwt's `get_user`: the users its tokens name,
-    read in one query, answer its `objects.get(<USER_ID_FIELD>=<claim>)`."""
+    read in one query, answer its `objects.get(<USER_ID_FIELD>=<claim>)` (as simplejwt 5.5's
+    `get_user` asks; tests/test_handshakes.py fails if it stops asking that way)."""
 
     def __init__(self, user_model, tokens) -> None:
         self.DoesNotExist = user_model.DoesNotExist
@@ -137,11 +138,18 @@ class _UsersReadAtOnce:
         self._by_id = {getattr(user, self._field.attname): user for user in users}
 
     def _user_id(self, claim):
-        """The claim as the field's value; None when no user can have it (get_user refuses)."""
+        """The claim as the field's value; None when no user can have it (get_user refuses).
+
+        Out of the column's range counts as none: on SQLite such a value in the query would
+        raise, for every handshake of the call."""
+        if claim is None:
+            return None
         try:
-            return None if claim is None else self._field.to_python(claim)
+            user_id = self._field.to_python(claim)
+            self._field.run_validators(user_id)
         except ValidationError:
             return None
+        return user_id
 
     def get(self, **lookup):
         (claim,) = lookup.values()

@@ -83,30 +83,32 @@ class _HandshakeQueue:
     async def check(self, request: HandshakeRequest) -> HandshakeCheck:
         checked = asyncio.get_running_loop().create_future()
         self._waiting.append((request, checked))
-        if self._task is None:
+        if self._task is None or self._task.done():  # done: cancelled before it ever ran
             self._task = asyncio.ensure_future(self._check_waiting())
         return await checked
 
     async def _check_waiting(self) -> None:
+        batch: list[tuple[HandshakeRequest, asyncio.Future]] = []
         try:
             while self._waiting:
-                batch = self._waiting[:MAX_BATCH]
-                del self._waiting[:MAX_BATCH]
-                await _settle(batch)
+                waiting = [
+                    (request, checked) for request, checked in self._waiting if not checked.done()
+                ]
+                batch, self._waiting = waiting[:MAX_BATCH], waiting[MAX_BATCH:]  # gone: skipped
+                if batch:
+                    await _settle(batch)
         finally:
             self._task = None
-            for _, checked in self._waiting:  # only when cancelled (the loop is closing)
+            # Unresolved only when this task failed or was cancelled (the loop is closing).
+            for _, checked in batch + self._waiting:
                 checked.cancel()
             self._waiting = []
 
 
 async def _settle(batch: list[tuple[HandshakeRequest, asyncio.Future]]) -> None:
+    """Resolves every future of the batch: its check, or the error that stopped the call."""
     try:
         checks = await database_sync_to_async(check_handshakes)([request for request, _ in batch])
-    except asyncio.CancelledError:
-        for _, checked in batch:
-            checked.cancel()
-        raise
     except Exception as error:
         for _, checked in batch:
             if not checked.done():

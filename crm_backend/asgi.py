@@ -39,5 +39,7 @@ application = ProtocolTypeRouter(
 
 # What exists once the server has started (modules, settings, URL patterns: ~120,000 objects)
 # lives as long as the process. A full collection walked all of it, 80-116 ms during which no
-# socket was served (docs/performance.md, item 20); frozen, collections skip it.
+# socket was served (docs/performance.md, item 20); frozen, collections skip it. Collected
+# first, so that start-up's own garbage is not kept for good.
+gc.collect()
 gc.freeze()

@@ -439,15 +439,17 @@ async def test_chat_unexpected_failure_says_internal_error_and_leaks_nothing(
 async def test_chat_database_failure_refuses_every_handshake_checked_with_it(
     room, alice, bob, monkeypatch
 ):
-    """The database fails while handshakes are being checked: each is told to retry (1013),
-    and once it is back the next handshake is checked normally."""
+    """The database fails while two handshakes are checked together: each is told to retry
+    (1013), and once it is back the next handshake is checked normally."""
     from chat import handshakes
 
     database_down = True
     rooms_for_connections = handshakes.rooms_for_connections
+    failed_calls = []
 
     def flaky(requests):
         if database_down:
+            failed_calls.append(len(requests))
             raise DatabaseError("connection refused")
         return rooms_for_connections(requests)
 
@@ -458,6 +460,7 @@ async def test_chat_database_failure_refuses_every_handshake_checked_with_it(
     )
     for communicator in refused:
         await assert_rejected(communicator, "service_unavailable", 1013)
+    assert failed_calls == [2], "both were checked in the call that failed"
 
     database_down = False
     communicator = await joined(room_path(room), token=factories.access_token(alice))

@@ -1,5 +1,6 @@
 """chat.handshakes: many handshakes checked in one call give each its own verdict."""
 
+import asyncio
 import time
 import uuid
 
@@ -53,6 +54,7 @@ def test_one_call_gives_every_handshake_its_own_verdict(room, alice, bob, outsid
         (token(factories.expired_access_token(bob), room.pk), None, Rejection.TOKEN_EXPIRED),
         (token(factories.refresh_token(bob), room.pk), None, Rejection.TOKEN_INVALID),
         (token(token_naming("not-a-number"), room.pk), None, Rejection.TOKEN_INVALID),
+        (token(token_naming(10**30), room.pk), None, Rejection.TOKEN_INVALID),
         (token(factories.access_token(alice), uuid.uuid4()), alice, Rejection.ROOM_NOT_FOUND),
         (token(factories.access_token(alice), "not-a-room"), alice, Rejection.ROOM_NOT_FOUND),
         (ticket(erin_ticket, room.pk), erin, None),
@@ -103,3 +105,48 @@ def test_a_changed_password_refuses_the_token_when_simplejwt_checks_it(room, ali
     checks = check_handshakes([before, after])
 
     assert [check.rejection for check in checks] == [Rejection.TOKEN_INVALID, None]
+
+
+@pytest.fixture
+def checked_by_name(monkeypatch):
+    """check_handshakes answering each request with its own text, and a log of its calls."""
+    from chat import handshakes
+
+    calls = []
+
+    def check(requests):
+        calls.append(list(requests))
+        return [f"checked {request}" for request in requests]
+
+    monkeypatch.setattr(handshakes, "check_handshakes", check)
+    return calls
+
+
+async def test_a_handshake_whose_client_left_is_not_checked(checked_by_name):
+    from chat.handshakes import _HandshakeQueue
+
+    queue = _HandshakeQueue()
+    first = asyncio.ensure_future(queue.check("first"))
+    gone = asyncio.ensure_future(queue.check("gone"))
+    await asyncio.sleep(0)  # both are waiting; the queue's task has not run yet
+    gone.cancel()
+
+    assert await asyncio.wait_for(first, 5) == "checked first"
+    assert checked_by_name == [["first"]]
+
+
+async def test_handshakes_still_get_checked_after_the_queue_task_was_cancelled(checked_by_name):
+    """Cancelled before it ever ran (its `finally` never runs): the next handshake starts a
+    new task, which checks the earlier one too."""
+    from chat.handshakes import _HandshakeQueue
+
+    queue = _HandshakeQueue()
+    first = asyncio.ensure_future(queue.check("first"))
+    await asyncio.sleep(0)
+    queue._task.cancel()
+    await asyncio.sleep(0)
+
+    second = await asyncio.wait_for(queue.check("second"), 5)
+
+    assert second == "checked second"
+    assert await asyncio.wait_for(first, 5) == "checked first"
