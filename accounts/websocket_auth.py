@@ -2,8 +2,8 @@
 
 Nothing here closes a socket: the consumer decides, so that every refusal reaches the browser
 as an error frame with a reason. There is no middleware: `ChatConsumer` authenticates in the
-same database call that checks the room, so a handshake makes one trip to the database thread;
-a public room never touches the database, and a connection ticket is spent only where needed.
+same database call that checks the room (chat.handshakes, one call for the handshakes waiting
+together); a public room never touches the database, and a ticket is spent only where needed.
 
 Tokens are validated by simplejwt's own ``JWTAuthentication``, so REST and WebSocket share one
 validation (signature, algorithm, expiry, token type, user exists and is active).
@@ -176,18 +176,14 @@ def credential_from_scope(scope: dict) -> Credential | None:
     return Credential("ticket", ticket) if ticket else None
 
 
-def authenticate_credential(credential: Credential, *, path: str) -> TokenCheck:
-    """The user a credential names, or why it is refused; logged either way, never the secret.
-
-    Runs in a database thread: it reads the user (and spends a ticket).
-    """
-    return authenticate_credentials([credential], paths=[path])[0]
-
-
 def authenticate_credentials(
     credentials: list[Credential], *, paths: list[str]
 ) -> list[TokenCheck]:
-    """`authenticate_credential` for each credential: the tokens' users in one query."""
+    """The user each credential names, or why it is refused; logged either way, never the
+    secret. The tokens' users are read in one query.
+
+    Runs in a database thread: it reads the users (and spends tickets).
+    """
     tokens = iter(authenticate_tokens([c.value for c in credentials if c.kind == "token"]))
     checks = []
     for credential, path in zip(credentials, paths, strict=True):
