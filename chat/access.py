@@ -14,19 +14,20 @@ from chat.protocol import Rejection
 
 def accessible_rooms(user) -> QuerySet[Room]:
     """Rooms whose messages and members `user` may see: those it is a member of."""
-    if not _may_see_rooms(user):
+    if not may_see_rooms(user):
         return Room.objects.none()
     return Room.objects.filter(memberships__user=user)
 
 
-def _may_see_rooms(user) -> bool:
+def may_see_rooms(user) -> bool:
+    """The part of the rule about the user alone: signed in and active."""
     return bool(user and user.is_authenticated and user.is_active)
 
 
 def _granted_rooms(pairs: list[tuple[object, uuid.UUID]]) -> dict[tuple, Room]:
     """The rooms of (user, room pk) `pairs` that `accessible_rooms` lets the user into, keyed
     by (user pk, room pk): one query, the same membership join as `accessible_rooms`."""
-    users = {user.pk for user, _ in pairs if _may_see_rooms(user)}
+    users = {user.pk for user, _ in pairs if may_see_rooms(user)}
     rooms = Room.objects.filter(
         pk__in={room_pk for _, room_pk in pairs}, memberships__user__in=users
     ).annotate(member_pk=F("memberships__user"))

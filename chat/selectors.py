@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
+from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import (
     Count,
@@ -20,7 +21,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from chat.access import accessible_rooms
+from chat.access import accessible_rooms, may_see_rooms
+from chat.compiled_queries import compiled
 from chat.models import Membership, Message, Room
 
 
@@ -108,7 +110,7 @@ def message_list(
     `has_more` says newer ones remain. Otherwise the newest `limit` messages older than
     `before` (or the latest); `has_more` says older ones remain.
     """
-    return _page(_room_messages(room.pk), room.pk, before, after, limit)
+    return _page(None, room.pk, before, after, limit)
 
 
 def member_message_list(
@@ -125,15 +127,10 @@ def member_message_list(
     history request reads one page in one query; only an empty page asks again, to tell an
     empty page of a member's room from a room that is not the user's.
     """
-    visible = accessible_rooms(user).filter(pk=room_id)
-    if _room_as_range():
-        # Uncorrelated, so PostgreSQL checks access once, ahead of the range scan; a join
-        # with the user's rooms would bring back the equality on the room, for each room.
-        messages = _room_messages(room_id).filter(Exists(visible))
-    else:
-        messages = _room_messages(room_id).filter(room__in=visible)
-    page = _page(messages, room_id, before, after, limit)
-    if page.results or visible.exists():
+    if not may_see_rooms(user):
+        return None
+    page = _page(user, room_id, before, after, limit)
+    if page.results or accessible_rooms(user).filter(pk=room_id).exists():
         return page
     return None
 
@@ -152,29 +149,63 @@ def _room_as_range() -> bool:
     return connections[Message.objects.db].vendor == "postgresql"
 
 
+# Stand-ins a page's query is compiled with (chat.compiled_queries), unlike any constant of
+# the query itself.
+_STAND_INS = {
+    "room": uuid.UUID(int=0x5EA7_5EA7),
+    "user": -7_000_001,
+    "before": -7_000_002,
+    "after": -7_000_003,
+}
+
+
+def _page(user, room_id, before, after, limit) -> MessagePage:
+    values = {
+        "room": room_id,
+        "user": user.pk if user is not None else None,
+        "before": before,
+        "after": after,
+    }
+    given = frozenset(name for name, value in values.items() if value is not None)
+    query = compiled(
+        (Message.objects.db, _room_as_range(), given, limit),
+        lambda: _page_query(given, limit),
+        {name: _STAND_INS[name] for name in given},
+    )
+    rows = query.rows(**{name: values[name] for name in given})
+    page = [MessageRow._make((*row, room_id)) for row in rows]
+    if after is not None:
+        return MessagePage(page[:limit], has_more=len(page) > limit)
+    return MessagePage(page[:limit][::-1], has_more=len(page) > limit)
+
+
+def _page_query(given: frozenset[str], limit: int) -> QuerySet:
+    """The page's query, with the stand-ins in place of the values `given`."""
+    messages = _room_messages(_STAND_INS["room"])
+    if "user" in given:
+        stand_in_user = get_user_model()(pk=_STAND_INS["user"], is_active=True)
+        visible = accessible_rooms(stand_in_user).filter(pk=_STAND_INS["room"])
+        if _room_as_range():
+            # Uncorrelated, so PostgreSQL checks access once, ahead of the range scan; a join
+            # with the user's rooms would bring back the equality on the room, for each room.
+            messages = messages.filter(Exists(visible))
+        else:
+            messages = messages.filter(room__in=visible)
+    if "before" in given:
+        messages = messages.filter(id__lt=_STAND_INS["before"])
+    # Within one room, (room, id) is the order of id; with the range it is the index's order.
+    order = ("room_id", "id") if _room_as_range() else ("id",)
+    if "after" in given:
+        messages = messages.filter(id__gt=_STAND_INS["after"]).order_by(*order)
+    else:
+        messages = messages.order_by(*(f"-{field}" for field in order))
+    return messages[: limit + 1].values_list(*_MESSAGE_ROW_COLUMNS)
+
+
 def _room_messages(room_id) -> QuerySet[Message]:
     if _room_as_range():
         return Message.objects.filter(room_id__gte=room_id, room_id__lte=room_id)
     return Message.objects.filter(room_id=room_id)
-
-
-def _page(messages: QuerySet[Message], room_id, before, after, limit) -> MessagePage:
-    # Within one room, (room, id) is the order of id; with the range it is the index's order.
-    order = ("room_id", "id") if _room_as_range() else ("id",)
-    if before is not None:
-        messages = messages.filter(id__lt=before)
-    if after is not None:
-        newer = messages.filter(id__gt=after).order_by(*order)
-        page = _rows(newer[: limit + 1], room_id)
-        return MessagePage(page[:limit], has_more=len(page) > limit)
-    newest_first = messages.order_by(*(f"-{field}" for field in order))
-    page = _rows(newest_first[: limit + 1], room_id)
-    return MessagePage(page[:limit][::-1], has_more=len(page) > limit)
-
-
-def _rows(messages: QuerySet[Message], room_id) -> list[MessageRow]:
-    make = MessageRow._make
-    return [make((*row, room_id)) for row in messages.values_list(*_MESSAGE_ROW_COLUMNS)]
 
 
 def room_detail(*, user, room_id) -> Room:
@@ -205,8 +236,6 @@ def last_messages(*, rooms: list[Room]) -> dict:
 
 def online_members(*, room: Room) -> list:
     """Members of the room with at least one open socket, on any server process."""
-    from django.contrib.auth import get_user_model
-
     from chat.presence import presence_store
 
     online_ids = presence_store().online_user_ids(room.pk)
