@@ -17,12 +17,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import ValidationError
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import UntypedToken
 
+from accounts.authentication import user_id_from_claim
 from chat.protocol import Rejection
 
 logger = logging.getLogger(__name__)
@@ -133,28 +133,14 @@ class _UsersReadAtOnce:
         self.objects = self
         self._field = user_model._meta.get_field(jwt_settings.USER_ID_FIELD)
         claims = (token.get(jwt_settings.USER_ID_CLAIM) for token in tokens)
-        user_ids = {self._user_id(claim) for claim in claims} - {None}
+        user_ids = {user_id_from_claim(self._field, claim) for claim in claims} - {None}
         users = user_model.objects.filter(**{f"{self._field.name}__in": user_ids})
         self._by_id = {getattr(user, self._field.attname): user for user in users}
-
-    def _user_id(self, claim):
-        """The claim as the field's value; None when no user can have it (get_user refuses).
-
-        Out of the column's range counts as none: on SQLite such a value in the query would
-        raise, for every handshake of the call."""
-        if claim is None:
-            return None
-        try:
-            user_id = self._field.to_python(claim)
-            self._field.run_validators(user_id)
-        except ValidationError:
-            return None
-        return user_id
 
     def get(self, **lookup):
         (claim,) = lookup.values()
         try:
-            return self._by_id[self._user_id(claim)]
+            return self._by_id[user_id_from_claim(self._field, claim)]
         except KeyError:
             raise self.DoesNotExist from None
 

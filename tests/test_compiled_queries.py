@@ -1,4 +1,4 @@
-"""chat.compiled_queries: a history page's SQL is compiled once per shape, and every call
+"""crm_backend.compiled_queries: a history page's SQL is compiled once per shape, and every call
 reads with its own room, user, before and after (never the values it was compiled with)."""
 
 from unittest import mock
@@ -6,9 +6,10 @@ from unittest import mock
 import pytest
 from django.db.models.sql.compiler import SQLCompiler
 
-from chat import compiled_queries, selectors
+from chat import selectors
 from chat.fields import MARKER
 from chat.models import Message, Room
+from crm_backend import compiled_queries
 from tests.factories import make_room, make_user
 
 
@@ -108,5 +109,50 @@ def test_a_compiled_page_converts_values_as_the_orm_does():
 
 @pytest.mark.django_db
 def test_a_value_the_orm_writes_into_the_sql_cannot_be_a_stand_in():
-    with pytest.raises(ValueError, match="limit"):
-        compiled_queries.CompiledQuery(Room.objects.all()[:77].values_list("id"), {"limit": 77})
+    with pytest.raises(ValueError, match="SQL changes"):
+        compiled_queries.CompiledQuery(
+            lambda values: Room.objects.all()[: values["limit"]].values_list("id"),
+            {"limit": (77, 78)},
+        )
+
+
+@pytest.mark.django_db
+def test_a_constant_equal_to_a_stand_in_stays_a_constant(room, alice):
+    ids = fill(room, alice, "c", 5)
+    query = compiled_queries.CompiledQuery(
+        lambda values: (
+            Message.objects.filter(id__gt=values["after"], id__lte=ids[2])
+            .order_by("id")
+            .values_list("id")
+        ),
+        {"after": (ids[2], ids[2] + 1000)},  # the first stand-in equals the constant
+    )
+
+    assert query.rows(after=ids[0]) == [(ids[1],), (ids[2],)]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("window", [{"after": 2**63}, {"before": 2**63}, {"after": 2**70}])
+def test_ids_beyond_the_columns_range_read_as_the_orm_reads_them(window, room, alice, bob):
+    """No message is newer than such an `after`, and every message is older than such a
+    `before`; SQLite refuses the number itself as a parameter."""
+    ids = fill(room, alice, "r", 3)
+    expected = [] if "after" in window else ids
+
+    page = selectors.member_message_list(user=bob, room_id=room.pk, **window)
+    direct = selectors.message_list(room=room, **window)
+
+    assert [message.pk for message in page.results] == expected
+    assert [message.pk for message in direct.results] == expected
+
+
+@pytest.mark.django_db
+def test_each_thread_keeps_at_most_max_shapes(room, alice, monkeypatch):
+    monkeypatch.setattr(compiled_queries._compiled, "queries", {}, raising=False)
+    monkeypatch.setattr(compiled_queries, "MAX_SHAPES", 2)
+    fill(room, alice, "s", 3)
+
+    pages = [selectors.message_list(room=room, limit=limit) for limit in (1, 2, 3)]
+
+    assert [len(page.results) for page in pages] == [1, 2, 3]
+    assert len(compiled_queries._compiled.queries) == 2
