@@ -37,37 +37,47 @@ def user_id_from_claim(field, claim):
     return user_id
 
 
-class _UsersByCompiledQuery:
+class UserModelStandIn:
     """Stands in for the user model in simplejwt's `get_user`, which asks
-    `objects.get(<USER_ID_FIELD>=<claim>)` (simplejwt 5.5; tests/test_authentication.py fails
-    if it stops asking that way)."""
-
-    STAND_INS = {"user_id": (-7_000_101, -7_000_102)}  # no user's ids
+    `objects.get(<USER_ID_FIELD>=<claim>)` (simplejwt 5.5; tests/test_authentication.py and
+    tests/test_handshakes.py fail if it stops asking that way). Subclasses say how the user
+    of an id is read (`user_for`); simplejwt still judges the user."""
 
     def __init__(self, user_model) -> None:
         self.model = user_model
         self.DoesNotExist = user_model.DoesNotExist
         self.objects = self
-        self._field = user_model._meta.get_field(jwt_settings.USER_ID_FIELD)
-        if not (self._field.unique and isinstance(self._field, models.IntegerField)):
-            raise TypeError("USER_ID_FIELD must be a unique integer field")
-        self._columns = [field.attname for field in user_model._meta.concrete_fields]
+        self.id_field = user_model._meta.get_field(jwt_settings.USER_ID_FIELD)
 
     def get(self, **lookup):
         (claim,) = lookup.values()
-        user_id = user_id_from_claim(self._field, claim)
-        query = self._query()
-        rows = [] if user_id is None else query.rows(user_id=user_id)
-        if not rows:
+        user_id = user_id_from_claim(self.id_field, claim)
+        user = None if user_id is None else self.user_for(user_id)
+        if user is None:
             raise self.DoesNotExist
-        return self.model.from_db(query.using, self._columns, rows[0])
+        return user
 
-    def _query(self):
-        return compiled(
-            ("token user", self.model._meta.label, self._field.name),
+    def user_for(self, user_id):
+        raise NotImplementedError
+
+
+class _UsersByCompiledQuery(UserModelStandIn):
+    STAND_INS = {"user_id": (-7_000_101, -7_000_102)}  # no user's ids
+
+    def __init__(self, user_model) -> None:
+        super().__init__(user_model)
+        if not (self.id_field.unique and isinstance(self.id_field, models.IntegerField)):
+            raise TypeError("USER_ID_FIELD must be a unique integer field")
+        self._columns = [field.attname for field in user_model._meta.concrete_fields]
+
+    def user_for(self, user_id):
+        query = compiled(
+            ("token user", self.model._meta.label, self.id_field.name),
             lambda stand_ins: self.model.objects.filter(
-                **{self._field.name: stand_ins["user_id"]}
+                **{self.id_field.name: stand_ins["user_id"]}
             ).values_list(*self._columns),
             self.STAND_INS,
             using=self.model.objects.db,
         )
+        rows = query.rows(user_id=user_id)
+        return self.model.from_db(query.using, self._columns, rows[0]) if rows else None

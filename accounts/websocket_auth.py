@@ -22,7 +22,7 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTok
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import UntypedToken
 
-from accounts.authentication import user_id_from_claim
+from accounts.authentication import UserModelStandIn, user_id_from_claim
 from chat.protocol import Rejection
 
 logger = logging.getLogger(__name__)
@@ -123,26 +123,18 @@ def _token_user(authentication: JWTAuthentication, validated) -> TokenCheck:
     return TokenCheck(user, expires_at=float(validated["exp"]))
 
 
-class _UsersReadAtOnce:
-    """Stands in for the user model in simplejwt's `get_user`: the users its tokens name,
-    read in one query, answer its `objects.get(<USER_ID_FIELD>=<claim>)` (as simplejwt 5.5's
-    `get_user` asks; tests/test_handshakes.py fails if it stops asking that way)."""
+class _UsersReadAtOnce(UserModelStandIn):
+    """The users the tokens name, read in one query, answer simplejwt's `get_user`."""
 
     def __init__(self, user_model, tokens) -> None:
-        self.DoesNotExist = user_model.DoesNotExist
-        self.objects = self
-        self._field = user_model._meta.get_field(jwt_settings.USER_ID_FIELD)
+        super().__init__(user_model)
         claims = (token.get(jwt_settings.USER_ID_CLAIM) for token in tokens)
-        user_ids = {user_id_from_claim(self._field, claim) for claim in claims} - {None}
-        users = user_model.objects.filter(**{f"{self._field.name}__in": user_ids})
-        self._by_id = {getattr(user, self._field.attname): user for user in users}
+        user_ids = {user_id_from_claim(self.id_field, claim) for claim in claims} - {None}
+        users = user_model.objects.filter(**{f"{self.id_field.name}__in": user_ids})
+        self._by_id = {getattr(user, self.id_field.attname): user for user in users}
 
-    def get(self, **lookup):
-        (claim,) = lookup.values()
-        try:
-            return self._by_id[user_id_from_claim(self._field, claim)]
-        except KeyError:
-            raise self.DoesNotExist from None
+    def user_for(self, user_id):
+        return self._by_id.get(user_id)
 
 
 @dataclass(frozen=True, slots=True)
