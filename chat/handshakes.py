@@ -42,6 +42,28 @@ class HandshakeCheck:
     rejection: Rejection | None
 
 
+# The Room instances this process's sockets hold, one per room row: an idle socket's memory
+# is what limits connections per process (S3), and a room's hundreds of sockets need only one.
+_rooms_held: weakref.WeakValueDictionary[object, Room] = weakref.WeakValueDictionary()
+
+
+def shared_room(room: Room) -> Room:
+    """The instance of `room` that sockets already hold, if its row is the same; otherwise
+    `room`, held from now on. Event loop only; nothing changes a socket's room."""
+    held = _rooms_held.get(room.pk)
+    if held is not None and _same_row(held, room):
+        return held
+    _rooms_held[room.pk] = room
+    return room
+
+
+def _same_row(one: Room, other: Room) -> bool:
+    return all(
+        getattr(one, field.attname) == getattr(other, field.attname)
+        for field in Room._meta.concrete_fields
+    )
+
+
 def check_handshakes(requests: list[HandshakeRequest]) -> list[HandshakeCheck]:
     """Each request's check, in order. Runs in the database thread."""
     auths = authenticate_credentials(

@@ -31,6 +31,36 @@ async def test_chat_member_receives_connection_established(room, alice):
     await communicator.disconnect()
 
 
+async def test_sockets_of_a_room_share_its_instance_until_the_room_changes(
+    room, alice, bob, monkeypatch
+):
+    """One Room instance per room for a process's sockets (memory per idle socket), and a
+    socket that joins after a rename is told the new name."""
+    from chat.consumers.room import ChatConsumer
+
+    consumers = []
+    check = ChatConsumer.connection_rejection
+
+    async def recorded(consumer, room_id):
+        consumers.append(consumer)
+        return await check(consumer, room_id)
+
+    monkeypatch.setattr(ChatConsumer, "connection_rejection", recorded)
+    first = await joined(room_path(room), token=factories.access_token(alice))
+    second = await joined(room_path(room), token=factories.access_token(bob))
+    room.name = "Renomeada"
+    await database_sync_to_async(room.save)()
+    third = await open_socket(room_path(room), token=factories.access_token(bob))
+
+    established = await third.receive_json_from()
+    held = [consumer.room for consumer in consumers]
+    assert established["room"]["name"] == "Renomeada"
+    assert [instance.name for instance in held] == ["Chat - Gerência"] * 2 + ["Renomeada"]
+    assert held[0] is held[1] and held[2] is not held[0]
+    for communicator in (first, second, third):
+        await communicator.disconnect()
+
+
 async def test_chat_message_is_stored_then_broadcast_to_every_member(room, alice, bob):
     sender = await joined(room_path(room), token=factories.access_token(alice))
     receiver = await joined(room_path(room), token=factories.access_token(bob))

@@ -17,7 +17,7 @@ from chat.consumers.base import (
     client_ip,
     failed_handshakes,
 )
-from chat.handshakes import HandshakeRequest, check_handshake
+from chat.handshakes import HandshakeRequest, check_handshake, shared_room
 from chat.ordering import room_sequence
 from chat.origin import origin_allowed
 from chat.presence import presence_store
@@ -92,7 +92,7 @@ class ChatConsumer(BaseChatConsumer):
             logger.exception("database unavailable while checking the token and room access")
             return Rejection.SERVICE_UNAVAILABLE
         self.user, self.token_expires_at = check.auth.user, check.auth.expires_at
-        self.room = check.room
+        self.room = shared_room(check.room) if check.room is not None else None
         return check.rejection
 
     # --- messages -------------------------------------------------------------------------
