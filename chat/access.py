@@ -35,7 +35,8 @@ def _granted_rooms(pairs: list[tuple[object, uuid.UUID]]) -> dict[tuple, Room]:
     rooms = Room.objects.filter(
         pk__in={room_pk for _, room_pk in pairs}, memberships__user__in=users
     ).annotate(member_pk=F("memberships__user"))
-    return {(room.member_pk, room.pk): room for room in rooms}
+    # The annotation leaves the instance: sockets of other users may share it (shared_room).
+    return {(room.__dict__.pop("member_pk"), room.pk): room for room in rooms}
 
 
 def can_user_access(user, room: Room) -> bool:

@@ -49,7 +49,12 @@ _rooms_held: weakref.WeakValueDictionary[object, Room] = weakref.WeakValueDictio
 
 def shared_room(room: Room) -> Room:
     """The instance of `room` that sockets already hold, if its row is the same; otherwise
-    `room`, held from now on. Event loop only; nothing changes a socket's room."""
+    `room`, held from now on. Event loop only.
+
+    Sockets and services only read their room (its pk, name, type): whatever caches on it
+    (a related manager, a prefetch, refresh_from_db) would be seen by every socket of the
+    room, from several threads. Give such code the room's pk, or a Room of its own.
+    """
     held = _rooms_held.get(room.pk)
     if held is not None and _same_row(held, room):
         return held

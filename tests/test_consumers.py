@@ -57,6 +57,7 @@ async def test_sockets_of_a_room_share_its_instance_until_the_room_changes(
     assert established["room"]["name"] == "Renomeada"
     assert [instance.name for instance in held] == ["Chat - Gerência"] * 2 + ["Renomeada"]
     assert held[0] is held[1] and held[2] is not held[0]
+    assert not any(hasattr(instance, "member_pk") for instance in held)  # no one user's
     for communicator in (first, second, third):
         await communicator.disconnect()
 
