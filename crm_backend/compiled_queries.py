@@ -66,7 +66,8 @@ class CompiledQuery:
         if missing:
             raise ValueError(f"values not found among the query's parameters: {missing}")
         columns = [expression for expression, _, _ in compiler.select]
-        self.converters = list(compiler.get_converters(columns).items())
+        self.converters = compiler.get_converters(columns)
+        self._compiler = compiler  # its connection is this thread's (the cache's key says so)
 
     def rows(self, **values) -> list[tuple]:
         """The rows for `values` (one per name), converted as the ORM converts them."""
@@ -74,22 +75,12 @@ class CompiledQuery:
             slot.constant if slot.name is None else slot.adapt(values[slot.name])
             for slot in self.slots
         ]
-        connection = connections[self.using]
-        with connection.cursor() as cursor:
+        with connections[self.using].cursor() as cursor:
             cursor.execute(self.sql, params)
             rows = cursor.fetchall()
         if not self.converters:
             return rows
-        return [self._converted(row, connection) for row in rows]
-
-    def _converted(self, row: tuple, connection) -> tuple:
-        row = list(row)
-        for position, (functions, expression) in self.converters:
-            value = row[position]
-            for convert in functions:
-                value = convert(value, expression, connection)
-            row[position] = value
-        return tuple(row)
+        return [tuple(row) for row in self._compiler.apply_converters(rows, self.converters)]
 
 
 def compiled(
