@@ -12,7 +12,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import models
 from rest_framework_simplejwt import authentication
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken, TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
+from rest_framework_simplejwt.tokens import UntypedToken
 
 from crm_backend.compiled_queries import compiled
 
@@ -21,6 +23,31 @@ class JWTAuthentication(authentication.JWTAuthentication):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.user_model = _UsersByCompiledQuery(self.user_model)
+
+    def get_validated_token(self, raw_token):
+        """simplejwt's check; a refusal says `token_expired` or `token_invalid`, as sockets do."""
+        try:
+            return super().get_validated_token(raw_token)
+        except InvalidToken:
+            code = token_refusal_code(raw_token.decode("latin-1"))
+            raise InvalidToken({"detail": TOKEN_REFUSAL_DETAILS[code], "code": code}) from None
+
+
+TOKEN_REFUSAL_DETAILS = {
+    "token_expired": "access token expired; refresh it",
+    "token_invalid": "access token is not valid; log in again to get a new one",
+}
+
+
+def token_refusal_code(raw_token: str) -> str:
+    """Tell an expired-but-genuine token apart from a forged or malformed one."""
+    try:
+        UntypedToken(raw_token)  # signature is checked before expiry
+    except ExpiredTokenError:
+        return "token_expired"
+    except TokenError:
+        return "token_invalid"
+    return "token_invalid"  # genuine but wrong type, e.g. a refresh token
 
 
 def user_id_from_claim(field, claim):

@@ -18,11 +18,10 @@ from urllib.parse import parse_qs
 
 from django.contrib.auth.models import AnonymousUser
 from rest_framework_simplejwt.authentication import JWTAuthentication
-from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, TokenError
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.tokens import UntypedToken
 
-from accounts.authentication import UserModelStandIn, user_id_from_claim
+from accounts.authentication import UserModelStandIn, token_refusal_code, user_id_from_claim
 from chat.protocol import Rejection
 
 logger = logging.getLogger(__name__)
@@ -62,14 +61,7 @@ def token_from_scope(scope: dict) -> str | None:
 
 
 def _refusal_for_invalid_token(raw_token: str) -> Rejection:
-    """Tell an expired-but-genuine token apart from a forged or malformed one."""
-    try:
-        UntypedToken(raw_token)  # signature is checked before expiry
-    except ExpiredTokenError:
-        return Rejection.TOKEN_EXPIRED
-    except TokenError:
-        return Rejection.TOKEN_INVALID
-    return Rejection.TOKEN_INVALID  # genuine but wrong type, e.g. a refresh token
+    return Rejection(token_refusal_code(raw_token))
 
 
 @dataclass(frozen=True, slots=True)

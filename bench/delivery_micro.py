@@ -35,7 +35,7 @@ from daphne.ws_protocol import WebSocketFactory  # noqa: E402
 from twisted.internet.address import IPv4Address  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 
-from chat import events  # noqa: E402
+from chat import delivery  # noqa: E402
 from chat.broadcast_frames import framed_socket  # noqa: E402
 from chat.consumers.base import BaseChatConsumer  # noqa: E402
 from crm_backend import autobahn_lazy_debug  # noqa: E402
@@ -90,7 +90,7 @@ async def one_round(sockets: list[BaseChatConsumer]) -> float:
         consumer.base_send.args[0].transport.clear()
     started = time.process_time()
     for n in range(EVENTS_PER_ROUND):
-        event = events.broadcast_event(FRAME.replace("1234", str(n)))
+        event = delivery.broadcast_event(FRAME.replace("1234", str(n)))
         for consumer in sockets:
             await consumer.chat_broadcast(event)
     return (time.process_time() - started) / (EVENTS_PER_ROUND * len(sockets))

@@ -48,7 +48,7 @@ NAMED_STEPS = [
     "receive",  # consumer.receive (frame handling, product + control)
     "handle_chat_message",
     "message_create",
-    "room_sequence",
+    "room_order",
     "broadcast",
     "group_send",
     "chat_broadcast",

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db.models import F, QuerySet
 
 from chat.models import Message, Room
-from chat.protocol import Rejection
+from chat.refusals import NotAMember, Refusal, RoomNotFound
 
 
 def accessible_rooms(user) -> QuerySet[Room]:
@@ -44,14 +44,14 @@ def can_user_access(user, room: Room) -> bool:
     return accessible_rooms(user).filter(pk=room.pk).exists()
 
 
-def room_for_connection(*, user, room_id: str) -> tuple[Room | None, Rejection | None]:
+def room_for_connection(*, user, room_id: str) -> tuple[Room | None, Refusal | None]:
     """The room a socket asks for, or the reason it may not have it (room first, then access)."""
     return rooms_for_connections([(user, room_id)])[0]
 
 
 def rooms_for_connections(
     requests: list[tuple[object, str]],
-) -> list[tuple[Room | None, Rejection | None]]:
+) -> list[tuple[Room | None, Refusal | None]]:
     """`room_for_connection` for each (user, room id): one query when all are let in, and
     one more to tell "no such room" from "not a member" when some are not."""
     wanted = [(user, _room_pk(room_id)) for user, room_id in requests]
@@ -70,10 +70,10 @@ def _room_pk(room_id: str) -> uuid.UUID | None:
         return None
 
 
-def _room_or_refusal(room: Room | None, exists: bool) -> tuple[Room | None, Rejection | None]:
+def _room_or_refusal(room: Room | None, exists: bool) -> tuple[Room | None, Refusal | None]:
     if room is not None:
         return room, None
-    return None, Rejection.NOT_A_MEMBER if exists else Rejection.ROOM_NOT_FOUND
+    return None, NotAMember() if exists else RoomNotFound()
 
 
 def is_room_admin(user, room: Room) -> bool:

@@ -6,4 +6,6 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self):
-        from chat import signals  # noqa: F401 - connects the receivers
+        from chat import delivery, events, signals  # noqa: F401 - signals connects receivers
+
+        events.publisher_install(delivery.publish)

@@ -1,59 +1,120 @@
-"""Channel-layer group names and the events the REST side sends to open sockets."""
+"""What the chat domain announces: one event per committed change to a room.
+
+Domain operations (chat.services) call `announce_on_commit` inside their transaction; the
+event reaches the publisher only once the transaction commits, so nothing that rolled back is
+ever announced (Zulip's send_event_on_commit, Odoo's bus). The publisher is the real-time
+tier's (chat.delivery, installed by ChatConfig.ready): the domain knows no channel layer.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from redis.exceptions import RedisError
+from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-PUBLIC_ROOM_GROUP = "chat.public.teste"
+
+@dataclass(frozen=True, slots=True)
+class MessageCreated:
+    room_id: uuid.UUID
+    message: Any  # chat.models.Message
 
 
-def room_group_name(room_id: uuid.UUID) -> str:
-    # A hex UUID can never equal the public group's name, so the public room cannot reach it.
-    return f"chat.room.{room_id.hex}"
+@dataclass(frozen=True, slots=True)
+class MessageEdited:
+    room_id: uuid.UUID
+    message: Any
 
 
-def broadcast_event(frame: str) -> dict:
-    """A message for every socket of a group; `frame` is serialized once, not per receiver."""
-    return {"type": "chat.broadcast", "frame": frame}
+@dataclass(frozen=True, slots=True)
+class MessageDeleted:
+    room_id: uuid.UUID
+    message: Any
 
 
-def member_removed_event(user_id: int, reason: str = "removed_from_room") -> dict:
-    return {"type": "member.removed", "user_id": user_id, "reason": reason}
+@dataclass(frozen=True, slots=True)
+class ReadMarkerMoved:
+    room_id: uuid.UUID
+    user_id: int
+    username: str
+    message_id: int
 
 
-def notify_member_removed(room_id: uuid.UUID, user_id: int) -> None:
-    """Close the removed member's sockets to the room, on every server process."""
-    notify_member_removed_from([room_id], user_id)
+@dataclass(frozen=True, slots=True)
+class MemberAdded:
+    room_id: uuid.UUID
+    user_id: int
+    username: str
+    role: str
 
 
-def notify_member_removed_from(
-    room_ids: list[uuid.UUID], user_id: int, *, reason: str = "removed_from_room"
-) -> None:
-    """Close a user's sockets to these rooms with `reason`, on every server process."""
-    try:
-        layer = get_channel_layer()
-        for room_id in room_ids:
-            async_to_sync(layer.group_send)(
-                room_group_name(room_id), member_removed_event(user_id, str(reason))
-            )
-    except (OSError, RedisError):
-        # The membership is gone either way; when the layer is down the liveness watchdog
-        # closes every socket, and the removed member can no longer reconnect.
-        logger.exception("could not close sockets: rooms=%s user=%s", room_ids, user_id)
+REMOVED_FROM_ROOM = "removed_from_room"
+USER_INACTIVE = "user_inactive"
 
 
-def broadcast_to_room(room_id: uuid.UUID, frame: str) -> None:
-    """From sync code (REST views): send a pre-rendered frame to every socket of the room."""
-    try:
-        async_to_sync(get_channel_layer().group_send)(
-            room_group_name(room_id), broadcast_event(frame)
-        )
-    except (OSError, RedisError):
-        logger.exception("could not broadcast to room %s: channel layer unavailable", room_id)
+@dataclass(frozen=True, slots=True)
+class MemberRemoved:
+    """A user lost access to the room: removed from it, or deactivated (`reason`)."""
+
+    room_id: uuid.UUID
+    user_id: int
+    reason: str = REMOVED_FROM_ROOM
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRenamed:
+    room_id: uuid.UUID
+    name: str
+
+
+RoomEvent = (
+    MessageCreated
+    | MessageEdited
+    | MessageDeleted
+    | ReadMarkerMoved
+    | MemberAdded
+    | MemberRemoved
+    | RoomRenamed
+)
+
+
+@dataclass(slots=True)
+class Announcement:
+    """Whether an event reached the publisher: None until its transaction commits."""
+
+    event: RoomEvent
+    delivered: bool | None = field(default=None)
+
+
+# The publisher: event -> True if it was handed to every server process, False if not.
+Publisher = Callable[[RoomEvent], bool]
+
+
+def _publish_nowhere(event: RoomEvent) -> bool:
+    logger.warning("no publisher installed; %s not announced", type(event).__name__)
+    return False
+
+
+_publisher: Publisher = _publish_nowhere
+
+
+def publisher_install(publisher: Publisher) -> None:
+    """Where committed events go (the real-time tier installs its own at start-up)."""
+    global _publisher
+    _publisher = publisher
+
+
+def announce_on_commit(event: RoomEvent) -> Announcement:
+    """Publish `event` once the current transaction commits (at once outside of one)."""
+    announcement = Announcement(event)
+
+    def publish() -> None:
+        announcement.delivered = _publisher(event)
+
+    transaction.on_commit(publish)
+    return announcement

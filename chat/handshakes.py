@@ -19,6 +19,8 @@ from accounts.websocket_auth import Credential, TokenCheck, authenticate_credent
 from chat.access import rooms_for_connections
 from chat.models import Room
 from chat.protocol import Rejection
+from chat.refusal_frames import websocket_refusal
+from chat.refusals import Refusal
 
 # Handshakes checked per call. A call holds the GIL 0.1-0.2 ms per handshake while the event
 # loop waits; uncapped, bursts made calls of ~100 and left the server idle between them (S3:
@@ -83,9 +85,13 @@ def check_handshakes(requests: list[HandshakeRequest]) -> list[HandshakeCheck]:
     return [
         HandshakeCheck(auth, None, auth.refusal)
         if auth.refusal is not None
-        else HandshakeCheck(auth, *next(rooms))
+        else _room_check(auth, *next(rooms))
         for auth in auths
     ]
+
+
+def _room_check(auth: TokenCheck, room: Room | None, refusal: Refusal | None) -> HandshakeCheck:
+    return HandshakeCheck(auth, room, websocket_refusal(refusal) if refusal else None)
 
 
 async def check_handshake(request: HandshakeRequest) -> HandshakeCheck:

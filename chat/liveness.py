@@ -140,7 +140,8 @@ async def announce_offline(layer, room_id, user_ids: set[int]) -> None:
     from channels.db import database_sync_to_async
     from django.contrib.auth import get_user_model
 
-    from chat import events, protocol
+    from chat import protocol
+    from chat.delivery import broadcast_event, room_group_name
 
     users = await database_sync_to_async(
         lambda: list(get_user_model().objects.filter(pk__in=user_ids).values("id", "username"))
@@ -150,7 +151,7 @@ async def announce_offline(layer, room_id, user_ids: set[int]) -> None:
         frame = protocol.presence_frame(
             room_id=room_id, user=protocol.user_payload(user["id"], user["username"]), online=False
         )
-        await layer.group_send(events.room_group_name(room_id), events.broadcast_event(frame))
+        await layer.group_send(room_group_name(room_id), broadcast_event(frame))
 
 
 async def redis_run_id() -> str | None:

@@ -98,6 +98,9 @@ class FrameError(StrEnum):
     MESSAGE_NOT_FOUND = "message_not_found"
     NOT_ALLOWED = "not_allowed"
     EDIT_WINDOW_EXPIRED = "edit_window_expired"
+    NOT_ROOM_ADMIN = "not_room_admin"
+    USER_NOT_FOUND = "user_not_found"
+    INVALID_REQUEST = "invalid_request"
 
 
 class ProtocolError(Exception):
@@ -315,3 +318,15 @@ def typing_frame(*, room_id, user: dict[str, Any], is_typing: bool) -> str:
 
 def read_frame(*, room_id, user: dict[str, Any], message_id: int) -> str:
     return dumps({"type": "read", "room": str(room_id), "user": user, "message_id": message_id})
+
+
+def member_added_frame(*, room_id, user: dict[str, Any], role: str) -> str:
+    return dumps({"type": "member.added", "room": str(room_id), "user": user, "role": role})
+
+
+def member_removed_frame(*, room_id, user_id: int) -> str:
+    return dumps({"type": "member.removed", "room": str(room_id), "user": {"id": user_id}})
+
+
+def room_updated_frame(*, room_id, name: str) -> str:
+    return dumps({"type": "room.updated", "room": {"id": str(room_id), "name": name}})

@@ -99,19 +99,44 @@ class ReadMarkerSerializer(serializers.Serializer):
     message_id = serializers.IntegerField(min_value=1)
 
 
+def _encodable(value: str) -> str:
+    """JSON escapes can smuggle lone surrogates ("\\ud800"), which no UTF-8 peer can receive."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise serializers.ValidationError("not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+class MessageTextField(serializers.CharField):
+    """A message's text as sent; the rules for it (not blank, not too long) are the domain's."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        return _encodable(super().to_internal_value(data))
+
+
 class MessageEditSerializer(serializers.Serializer):
-    message = serializers.CharField(
-        max_length=settings.CHAT_MAX_MESSAGE_LENGTH, trim_whitespace=False
+    message = MessageTextField()
+
+
+class MessagePostSerializer(serializers.Serializer):
+    message = MessageTextField()
+    client_id = serializers.CharField(
+        required=False,
+        min_length=1,
+        max_length=protocol.MAX_CLIENT_ID_LENGTH,
+        help_text="a retry with the same client_id is stored once (200 with the stored message)",
     )
 
-    def validate_message(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("message is empty")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise serializers.ValidationError("message is not valid Unicode") from None
-        return value
+    def validate_client_id(self, value: str) -> str:
+        return _encodable(value)
+
+
+class RoomRenameSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
 
 
 class DirectRoomSerializer(serializers.Serializer):

@@ -1,97 +1,85 @@
-"""Writes: every change to rooms, memberships and messages goes through here."""
+"""Writes: every change to rooms, memberships and messages, whoever asks for it.
+
+Each operation validates, takes the room's order (chat.ordering), stores, and announces what
+changed once it committed (chat.events): the WebSocket consumer, the REST views, the admin,
+management commands and other CRM code all get the same guarantees by calling it. Refusals
+are chat.refusals exceptions. `by`: the user asking, whose rights are checked; None for the
+system itself (the admin, a command, other CRM code), which may do anything the rules allow.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import events
-from chat.access import accessible_rooms, can_delete_message, can_edit_message
+from chat import events, refusals
+from chat.access import accessible_rooms, can_delete_message, can_edit_message, is_room_admin
 from chat.models import Membership, Message, MessageRevision, Room
-from chat.ordering import holds_room_lock
-
-
-class ChatActionRefused(Exception):
-    """A request the rules refuse; `code` is the protocol's error code."""
-
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.detail = detail
+from chat.ordering import room_order
 
 
 @dataclass(frozen=True, slots=True)
 class MessageCreateResult:
     message: Message
-    created: bool  # False: a retry of an already stored client_id
+    created: bool  # False: a retry of an already stored client_id, announced before
+    announcement: events.Announcement | None = None  # None when nothing new was announced
+
+
+def message_text_check(text: str) -> str:
+    """The rule for a message's text, on every transport: not blank, not too long."""
+    if not text.strip():
+        raise refusals.EmptyMessage()
+    limit = settings.CHAT_MAX_MESSAGE_LENGTH
+    if len(text) > limit:
+        raise refusals.MessageTooLong(f"message is longer than {limit} characters")
+    return text
 
 
 def message_create(
     *, room: Room, author, text: str, client_id: str | None = None
 ) -> MessageCreateResult:
-    """Store a message; a retry with the same client_id returns the stored one."""
-    serialized = _room_writes_serialized(room)
-    if serialized and client_id is None:
-        # One INSERT is atomic by itself: no transaction, no row lock (two round trips fewer).
-        message = Message.objects.create(room=room, author=author, text=text)
-        return MessageCreateResult(message, created=True)
-    with transaction.atomic():
-        if not serialized:
-            # Lock the room row so a room's ids commit in id order: a reader paging with
-            # `after=<id>` can then never miss a message that commits late.
-            Room.objects.select_for_update().only("id").get(pk=room.pk)
+    """Store a message by a member and announce it; a retry of a client_id returns the first."""
+    message_text_check(text)
+    _member_check(room=room, user=author)
+    with room_order(room.pk):
         if client_id is None:
+            # One INSERT is atomic by itself, and the room's order is held: no transaction.
             message = Message.objects.create(room=room, author=author, text=text)
-            return MessageCreateResult(message, created=True)
-        existing = (
-            Message.objects.select_related("author")
-            .filter(room=room, author=author, client_id=client_id)
-            .first()
-        )
+        else:
+            message, created = _message_create_once(room, author, text, client_id)
+            if not created:
+                return MessageCreateResult(message, created=False)
+        announcement = events.announce_on_commit(events.MessageCreated(room.pk, message))
+    return MessageCreateResult(message, created=True, announcement=announcement)
+
+
+def _message_create_once(room: Room, author, text: str, client_id: str) -> tuple[Message, bool]:
+    stored = Message.objects.select_related("author")
+    with transaction.atomic():
+        existing = stored.filter(room=room, author=author, client_id=client_id).first()
         if existing is not None:
-            return MessageCreateResult(existing, created=False)
+            return existing, False
         try:
             with transaction.atomic():
                 message = Message.objects.create(
                     room=room, author=author, text=text, client_id=client_id
                 )
-        except IntegrityError:
-            existing = Message.objects.select_related("author").get(
-                room=room, author=author, client_id=client_id
-            )
-            return MessageCreateResult(existing, created=False)
-    return MessageCreateResult(message, created=True)
+        except IntegrityError:  # stored meanwhile by a caller outside the room's order
+            return stored.get(room=room, author=author, client_id=client_id), False
+    return message, True
 
 
-def _room_writes_serialized(room: Room) -> bool:
-    """True when nothing else can store a message in this room while we do: SQLite takes
-    one writer at a time, and on PostgreSQL chat.ordering's room lock may be held already."""
-    return connection.vendor == "sqlite" or holds_room_lock(room.pk)
+def _member_check(*, room: Room, user) -> None:
+    if not accessible_rooms(user).filter(pk=room.pk).exists():
+        raise refusals.NotAMember()
 
 
-def room_create(*, name: str, type: str, created_by) -> Room:
-    """Create a room; its creator becomes its admin member."""
-    with transaction.atomic():
-        room = Room.objects.create(name=name, type=type, created_by=created_by)
-        Membership.objects.create(room=room, user=created_by, role=Membership.Role.ADMIN)
-    return room
-
-
-def membership_add(
-    *, room: Room, user, role: str = Membership.Role.MEMBER
-) -> tuple[Membership, bool]:
-    """Add `user` to `room`; returns (membership, created). Adding twice changes nothing."""
-    return Membership.objects.get_or_create(room=room, user=user, defaults={"role": role})
-
-
-def membership_remove(*, room: Room, user) -> bool:
-    """Remove `user` from `room` and close its open sockets there; False if it was not a member."""
-    deleted, _ = Membership.objects.filter(room=room, user=user).delete()
-    if deleted:
-        transaction.on_commit(lambda: events.notify_member_removed(room.pk, user.pk))
-    return bool(deleted)
+def _admin_check(*, room: Room, by) -> None:
+    if by is not None and not is_room_admin(by, room):
+        raise refusals.NotRoomAdmin()
 
 
 def _message_for_change(*, room: Room, message_id: int) -> Message:
@@ -102,65 +90,134 @@ def _message_for_change(*, room: Room, message_id: int) -> Message:
         .first()
     )
     if message is None:
-        raise ChatActionRefused("message_not_found", "no such message in this room")
+        raise refusals.MessageNotFound()
     return message
 
 
 def message_edit(*, room: Room, message_id: int, editor, text: str) -> Message:
     """Replace a message's text (its author, within the edit window); the old text is audited."""
+    message_text_check(text)
     now = timezone.now()
-    with transaction.atomic():
+    with room_order(room.pk), transaction.atomic():
         message = _message_for_change(room=room, message_id=message_id)
         if message.author_id != editor.pk:
-            raise ChatActionRefused("not_allowed", "only the author can edit a message")
+            raise refusals.NotAllowed("only the author can edit a message")
         if not can_edit_message(editor, message, now=now):
-            raise ChatActionRefused("edit_window_expired", "this message can no longer be edited")
-        MessageRevision.objects.create(
-            message=message,
-            actor=editor,
-            action=MessageRevision.Action.EDIT,
-            previous_text=message.text,
-        )
+            raise refusals.EditWindowExpired()
+        _revision_add(message, actor=editor, action=MessageRevision.Action.EDIT)
         message.text, message.edited_at = text, now
         message.save(update_fields=["text", "edited_at"])
+        events.announce_on_commit(events.MessageEdited(room.pk, message))
     return message
 
 
 def message_delete(*, room: Room, message_id: int, actor) -> Message:
     """Turn a message into a tombstone (its author or a room admin); the text is audited."""
-    with transaction.atomic():
+    with room_order(room.pk), transaction.atomic():
         message = _message_for_change(room=room, message_id=message_id)
         if not can_delete_message(actor, message):
-            raise ChatActionRefused(
-                "not_allowed", "only the author or a room admin can delete a message"
-            )
-        MessageRevision.objects.create(
-            message=message,
-            actor=actor,
-            action=MessageRevision.Action.DELETE,
-            previous_text=message.text,
-        )
+            raise refusals.NotAllowed("only the author or a room admin can delete a message")
+        _revision_add(message, actor=actor, action=MessageRevision.Action.DELETE)
         message.text, message.deleted_at = "", timezone.now()
         message.save(update_fields=["text", "deleted_at"])
+        events.announce_on_commit(events.MessageDeleted(room.pk, message))
     return message
 
 
+def _revision_add(message: Message, *, actor, action: str) -> None:
+    MessageRevision.objects.create(
+        message=message, actor=actor, action=action, previous_text=message.text
+    )
+
+
 def read_marker_set(*, room: Room, user, message_id: int) -> int:
-    """Move the user's read marker forward to `message_id`; returns the marker now stored."""
+    """Move the user's read marker forward to `message_id`; returns the marker now stored.
+
+    Only a marker that moves is written and announced: repeating a `read` costs one read.
+    """
     if not Message.objects.filter(room=room, pk=message_id).exists():
-        raise ChatActionRefused("message_not_found", "no such message in this room")
+        raise refusals.MessageNotFound()
+    with room_order(room.pk):
+        moved = Membership.objects.filter(
+            room=room, user=user, last_read_message_id__lt=message_id
+        ).update(last_read_message_id=message_id)
+        if moved:
+            events.announce_on_commit(
+                events.ReadMarkerMoved(room.pk, user.pk, user.username, message_id)
+            )
+            return message_id
+    marker = (
+        Membership.objects.filter(room=room, user=user)
+        .values_list("last_read_message_id", flat=True)
+        .first()
+    )
+    if marker is None:
+        raise refusals.NotAMember()
+    return marker
+
+
+def room_create(*, name: str, type: str = Room.Type.GROUP, created_by) -> Room:
+    """Create a room; its creator becomes its admin member."""
     with transaction.atomic():
-        membership = Membership.objects.select_for_update().get(room=room, user=user)
-        if message_id > membership.last_read_message_id:
-            membership.last_read_message_id = message_id
-            membership.save(update_fields=["last_read_message_id"])
-    return membership.last_read_message_id
+        room = Room.objects.create(name=name, type=type, created_by=created_by)
+        Membership.objects.create(room=room, user=created_by, role=Membership.Role.ADMIN)
+    return room
+
+
+def room_rename(*, room: Room, name: str, by=None) -> Room:
+    """Give the room a new name (room admins); members get `room.updated`."""
+    name = name.strip()
+    if not name:
+        raise refusals.InvalidRequest("a room needs a name")
+    _admin_check(room=room, by=by)
+    with room_order(room.pk), transaction.atomic():
+        Room.objects.filter(pk=room.pk).update(name=name)
+        events.announce_on_commit(events.RoomRenamed(room.pk, name))
+    room = Room.objects.get(pk=room.pk)  # a fresh instance: sockets may share the old one
+    return room
+
+
+def membership_add(
+    *, room: Room, user, role: str = Membership.Role.MEMBER, by=None
+) -> tuple[Membership, bool]:
+    """Add `user` to `room`; returns (membership, created). Adding twice changes nothing."""
+    _admin_check(room=room, by=by)
+    if not user.is_active:
+        raise refusals.UserNotFound()
+    with room_order(room.pk), transaction.atomic():
+        membership, created = Membership.objects.get_or_create(
+            room=room, user=user, defaults={"role": role}
+        )
+        if created:
+            events.announce_on_commit(
+                events.MemberAdded(room.pk, user.pk, user.username, membership.role)
+            )
+    return membership, created
+
+
+def membership_remove(*, room: Room, user, by=None) -> bool:
+    """Remove `user` from `room`; its open sockets there close. False if it was not a member."""
+    _admin_check(room=room, by=by)
+    with room_order(room.pk), transaction.atomic():
+        deleted, _ = Membership.objects.filter(room=room, user=user).delete()
+        if deleted:
+            events.announce_on_commit(events.MemberRemoved(room.pk, user.pk))
+    return bool(deleted)
+
+
+def user_deactivated(*, user) -> None:
+    """Close every socket of a user who was just deactivated, in each of their rooms."""
+    room_ids = Membership.objects.filter(user=user).values_list("room_id", flat=True)
+    for room_id in room_ids:
+        events.announce_on_commit(
+            events.MemberRemoved(room_id, user.pk, reason=events.USER_INACTIVE)
+        )
 
 
 def direct_room_get_or_create(*, user, other) -> tuple[Room, bool]:
     """The one direct room of this pair of users, created on first use."""
     if user.pk == other.pk:
-        raise ChatActionRefused("invalid_frame", "a direct room needs another user")
+        raise refusals.InvalidRequest("a direct room needs another user")
     low, high = sorted([user, other], key=lambda person: person.pk)
     key = f"{low.pk}:{high.pk}"
     existing = accessible_rooms(user).filter(direct_key=key).first()

@@ -6,17 +6,17 @@ from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.websocket_auth import authenticate_token
-from chat import events, protocol, selectors, services
-from chat.access import accessible_rooms, is_room_admin, room_for_connection
+from chat import protocol, refusals, selectors, services
+from chat.access import accessible_rooms, room_for_connection
 from chat.models import Room
 from chat.protocol import Rejection
+from chat.refusal_frames import websocket_refusal
 from chat.serializers import (
     AccessCheckSerializer,
     DirectRoomSerializer,
@@ -24,25 +24,31 @@ from chat.serializers import (
     MemberAddSerializer,
     MessageEditSerializer,
     MessagePageSerializer,
+    MessagePostSerializer,
     MessageSerializer,
     PresenceSerializer,
     ReadMarkerSerializer,
     RoomCreateSerializer,
     RoomDetailSerializer,
+    RoomRenameSerializer,
     RoomSerializer,
 )
 
 
 def room_for_request(request: Request, room_id) -> Room:
-    """The room, if the user may see it; 404 otherwise (as for any object outside a queryset)."""
-    return get_object_or_404(accessible_rooms(request.user), pk=room_id)
-
-
-def room_for_admin(request: Request, room_id) -> Room:
-    room = room_for_request(request, room_id)
-    if not is_room_admin(request.user, room):
-        raise PermissionDenied("only room admins can change membership")
+    """The room, if the user may see it; `room_not_found` (404) otherwise, whether it exists
+    or not (as for any object outside the user's queryset)."""
+    room = accessible_rooms(request.user).filter(pk=room_id).first()
+    if room is None:
+        raise refusals.RoomNotFound()
     return room
+
+
+def active_user(user_id: int):
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise refusals.UserNotFound()
+    return user
 
 
 class RoomListView(APIView):
@@ -72,6 +78,15 @@ class RoomDetailView(APIView):
         context = {"last_messages": selectors.last_messages(rooms=[room])}
         return Response(RoomDetailSerializer(room, context=context).data)
 
+    @extend_schema(request=RoomRenameSerializer, responses=RoomDetailSerializer)
+    def patch(self, request: Request, room_id) -> Response:
+        """Rename the room (room admins); its sockets get `room.updated`."""
+        room = room_for_request(request, room_id)
+        body = RoomRenameSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.room_rename(room=room, name=body.validated_data["name"], by=request.user)
+        return self.get(request, room_id)
+
 
 class RoomMessagesView(APIView):
     @extend_schema(parameters=[HistoryQuerySerializer], responses=MessagePageSerializer)
@@ -83,8 +98,36 @@ class RoomMessagesView(APIView):
             user=request.user, room_id=room_id, **query.validated_data
         )
         if page is None:
-            raise NotFound("No Room matches the given query.")
+            raise refusals.RoomNotFound()
         return Response(MessagePageSerializer(page).data)
+
+    @extend_schema(
+        request=MessagePostSerializer,
+        responses={
+            201: OpenApiResponse(MessageSerializer, description="stored and announced"),
+            200: OpenApiResponse(
+                MessageSerializer,
+                description="a retried client_id: the "
+                "message stored the first time, not announced again",
+            ),
+        },
+    )
+    def post(self, request: Request, room_id) -> Response:
+        """Post a message, exactly as a socket's `chat.message`: stored, then every socket of
+        the room receives it."""
+        room = room_for_request(request, room_id)
+        body = MessagePostSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.message_create(
+            room=room,
+            author=request.user,
+            text=body.validated_data["message"],
+            client_id=body.validated_data.get("client_id"),
+        )
+        return Response(
+            protocol.message_payload(result.message),
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
 
 
 class RoomMembersView(APIView):
@@ -97,13 +140,11 @@ class RoomMembersView(APIView):
     )
     def post(self, request: Request, room_id) -> Response:
         """Add a user to the room (room admins only)."""
-        room = room_for_admin(request, room_id)
+        room = room_for_request(request, room_id)
         serializer = MemberAddSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = get_object_or_404(
-            get_user_model(), pk=serializer.validated_data["user_id"], is_active=True
-        )
-        membership, created = services.membership_add(room=room, user=user)
+        user = active_user(serializer.validated_data["user_id"])
+        membership, created = services.membership_add(room=room, user=user, by=request.user)
         body = {"id": user.pk, "username": user.username, "role": membership.role}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -112,22 +153,11 @@ class RoomMemberView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, room_id, user_id: int) -> Response:
         """Remove a member (room admins only); their open sockets to the room are closed."""
-        room = room_for_admin(request, room_id)
+        room = room_for_request(request, room_id)
         user = get_object_or_404(get_user_model(), pk=user_id)
-        if not services.membership_remove(room=room, user=user):
-            return Response(
-                {"detail": "user is not a member of this room"}, status=status.HTTP_404_NOT_FOUND
-            )
+        if not services.membership_remove(room=room, user=user, by=request.user):
+            raise refusals.UserNotFound("user is not a member of this room")
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def refused(refusal: services.ChatActionRefused):
-    """A domain refusal as the matching HTTP error, with the protocol's code."""
-    if refusal.code == "message_not_found":
-        return NotFound({"detail": refusal.detail, "code": refusal.code})
-    if refusal.code == "invalid_frame":
-        return ValidationError({"detail": refusal.detail, "code": refusal.code})
-    return PermissionDenied({"detail": refusal.detail, "code": refusal.code})
 
 
 class RoomMessageView(APIView):
@@ -138,28 +168,19 @@ class RoomMessageView(APIView):
         room = room_for_request(request, room_id)
         body = MessageEditSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            message = services.message_edit(
-                room=room,
-                message_id=message_id,
-                editor=request.user,
-                text=body.validated_data["message"],
-            )
-        except services.ChatActionRefused as refusal:
-            raise refused(refusal) from None
-        payload = protocol.message_payload(message, type="chat.message.updated")
-        events.broadcast_to_room(room.pk, protocol.dumps(payload))
+        message = services.message_edit(
+            room=room,
+            message_id=message_id,
+            editor=request.user,
+            text=body.validated_data["message"],
+        )
         return Response(protocol.message_payload(message))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, room_id, message_id: int) -> Response:
         """Delete a message (its author or a room admin); sockets get `chat.message.deleted`."""
         room = room_for_request(request, room_id)
-        try:
-            message = services.message_delete(room=room, message_id=message_id, actor=request.user)
-        except services.ChatActionRefused as refusal:
-            raise refused(refusal) from None
-        events.broadcast_to_room(room.pk, protocol.message_deleted_frame(message))
+        services.message_delete(room=room, message_id=message_id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -170,15 +191,8 @@ class RoomReadView(APIView):
         room = room_for_request(request, room_id)
         body = ReadMarkerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            marker = services.read_marker_set(
-                room=room, user=request.user, message_id=body.validated_data["message_id"]
-            )
-        except services.ChatActionRefused as refusal:
-            raise refused(refusal) from None
-        user = protocol.user_payload(request.user.pk, request.user.username)
-        events.broadcast_to_room(
-            room.pk, protocol.read_frame(room_id=room.pk, user=user, message_id=marker)
+        marker = services.read_marker_set(
+            room=room, user=request.user, message_id=body.validated_data["message_id"]
         )
         return Response({"message_id": marker})
 
@@ -198,13 +212,8 @@ class DirectRoomView(APIView):
         """The 1:1 room with `user_id`: the existing one (200) or a new one (201)."""
         body = DirectRoomSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        other = get_object_or_404(
-            get_user_model(), pk=body.validated_data["user_id"], is_active=True
-        )
-        try:
-            room, created = services.direct_room_get_or_create(user=request.user, other=other)
-        except services.ChatActionRefused as refusal:
-            raise refused(refusal) from None
+        other = active_user(body.validated_data["user_id"])
+        room, created = services.direct_room_get_or_create(user=request.user, other=other)
         room = selectors.room_detail(user=request.user, room_id=room.pk)
         return Response(
             RoomDetailSerializer(room).data,
@@ -240,4 +249,5 @@ class RoomAccessView(APIView):
         check = authenticate_token(raw_token.strip())
         if check.refusal is not None:
             return check.refusal
-        return room_for_connection(user=check.user, room_id=room_id)[1]
+        refusal = room_for_connection(user=check.user, room_id=room_id)[1]
+        return websocket_refusal(refusal) if refusal is not None else None

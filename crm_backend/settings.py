@@ -89,9 +89,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # each is health-checked before reuse, so a restarted database is reconnected to by itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Threads writing messages, each room always on the same one (chat/ordering.py); 0 = Channels'
-# single database thread (SQLite only: on PostgreSQL a room's lock needs a thread of our own,
-# so 0 means 1 there). SQLite takes one writer at a time, so more threads only queue there.
+# Threads the WebSocket writes rooms on, each room always on the same one (chat/ordering.py);
+# 0 = Channels' single database thread. SQLite takes one writer at a time, so it uses 0.
 CHAT_DB_WRITE_THREADS = env.int(
     "CHAT_DB_WRITE_THREADS",
     default=0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4,
@@ -200,6 +199,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="20/min")},
+    # Every error in one shape, {"code", "detail"}, with the WebSocket's codes.
+    "EXCEPTION_HANDLER": "chat.api_errors.exception_handler",
 }
 
 SIMPLE_JWT = {

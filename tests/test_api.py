@@ -262,7 +262,8 @@ def test_room_create_with_invalid_body_is_400(alice, payload, bad_field):
     response = client_for(alice).post("/api/chat/rooms/", payload, format="json")
 
     assert response.status_code == 400
-    assert bad_field in response.json()
+    assert response.json()["code"] == "invalid_request"
+    assert bad_field in response.json()["fields"]
     assert not Room.objects.exists()
 
 
@@ -418,8 +419,9 @@ def test_history_with_a_bad_parameter_is_400_naming_it(room, bob, query, paramet
 
     assert response.status_code == 400
     body = response.json()
-    assert parameter in body
-    assert body[parameter] and all(isinstance(text, str) and text for text in body[parameter])
+    assert body["code"] == "invalid_request" and body["detail"].startswith(f"{parameter}: ")
+    fields = body["fields"]
+    assert fields[parameter] and all(isinstance(text, str) and text for text in fields[parameter])
 
 
 def test_history_for_a_non_member_is_404(room, alice, outsider):
@@ -499,7 +501,7 @@ def test_member_add_without_user_id_is_400(room, alice):
     response = client_for(alice).post(members_url(room), {}, format="json")
 
     assert response.status_code == 400
-    assert "user_id" in response.json()
+    assert "user_id" in response.json()["fields"]
 
 
 def test_member_remove_by_admin_is_204_and_the_row_is_gone(room, alice, bob):
@@ -594,4 +596,5 @@ def test_login_attempts_past_the_rate_are_429_with_retry_after(alice):
     throttled = client.post("/api/auth/token/", {"username": "alice", "password": PASSWORD})
     assert throttled.status_code == 429, "even the right password waits"
     assert int(throttled["Retry-After"]) > 0
+    assert throttled.json()["code"] == "rate_limited", "the socket's code for the same thing"
     assert "access" not in throttled.json()

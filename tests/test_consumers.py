@@ -435,6 +435,12 @@ async def test_chat_removed_member_socket_closes_with_4403(room, alice, bob):
     await database_sync_to_async(membership_remove)(room=room, user=bob)
 
     await assert_rejected(member, "removed_from_room", 4403)
+    told = await admin.receive_json_from()
+    assert told == {
+        "type": "member.removed",
+        "room": str(room.pk),
+        "user": {"id": bob.pk},
+    }
     assert await admin.receive_nothing(), "other members stay connected"
     await admin.send_json_to({"type": "ping"})
     assert await admin.receive_json_from() == {"type": "pong"}

@@ -6,7 +6,7 @@ import pytest
 import redis
 from channels.layers import channel_layers, get_channel_layer
 
-from chat.events import room_group_name
+from chat.delivery import room_group_name
 from chat.fanout import room_hub
 from tests import factories
 from tests.ws import joined, room_path

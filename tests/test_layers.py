@@ -7,7 +7,7 @@ import redis
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from chat.events import broadcast_event, room_group_name
+from chat.delivery import broadcast_event, room_group_name
 from chat.layers import OVERFLOW_EVENT, LocalChannelLayer
 from tests import factories
 from tests.ws import joined, room_path

@@ -1,16 +1,15 @@
-"""chat.ordering: one room at a time, different rooms side by side."""
+"""chat.ordering: one change of a room at a time, announced before the next; rooms side by side."""
 
 import asyncio
 import threading
-import time
 import uuid
 
 import pytest
-from channels.db import database_sync_to_async
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, connections, transaction
 
+from chat import events
 from chat.models import Message
-from chat.ordering import room_database, room_sequence
+from chat.ordering import advisory_key, room_database, room_order
 from chat.services import message_create
 from tests.factories import make_room, make_user
 
@@ -23,9 +22,52 @@ def _rooms_on_different_threads(threads: int) -> tuple[uuid.UUID, uuid.UUID]:
     return first, second
 
 
-async def test_room_sequence_writes_two_rooms_at_once_each_on_its_own_thread(settings):
-    """A write of room A that waits for room B's write finishes: they do not share a thread."""
+@pytest.fixture
+def published(monkeypatch):
+    """The events the domain publishes, with what the test's probe saw at that moment."""
+    seen = []
+    probe = {"call": lambda event: None}
+
+    def publisher(event):
+        seen.append((event, probe["call"](event)))
+        return True
+
+    monkeypatch.setattr(events, "_publisher", publisher)
+    return seen, probe
+
+
+def _lock_free_in_another_session(room_id: uuid.UUID) -> bool | None:
+    """Whether another connection could take the room's lock now (None: SQLite has none)."""
+    if connection.vendor != "postgresql":
+        return None
+    result = []
+
+    def probe():
+        other = connections.create_connection("default")
+        try:
+            with other.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [advisory_key(room_id)])
+                taken = cursor.fetchone()[0]
+                if taken:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [advisory_key(room_id)])
+                result.append(taken)
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+async def test_room_database_writes_two_rooms_at_once_each_on_its_own_thread(settings):
+    """On PostgreSQL a write of room A that waits for room B's write finishes: they do not
+    share a thread; a room keeps its thread. (SQLite: Channels' one database thread.)"""
     settings.CHAT_DB_WRITE_THREADS = 2
+    if connection.vendor != "postgresql":
+        name = await room_database(uuid.uuid4())(lambda: threading.current_thread().name)()
+        assert not name.startswith("chat-room-writer-")
+        return
     room_a, room_b = _rooms_on_different_threads(2)
     b_wrote = threading.Event()
     threads_used = {room_a: set(), room_b: set()}
@@ -38,63 +80,79 @@ async def test_room_sequence_writes_two_rooms_at_once_each_on_its_own_thread(set
         threads_used[room_b].add(threading.current_thread().name)
         b_wrote.set()
 
-    async def in_room(room_id, write):
-        async with room_sequence(room_id) as run:
-            return await run(write)()
-
-    a_saw_b, _ = await asyncio.gather(in_room(room_a, write_a), in_room(room_b, write_b))
+    a_saw_b, _ = await asyncio.gather(
+        room_database(room_a)(write_a)(), room_database(room_b)(write_b)()
+    )
     assert a_saw_b, "room B's write ran while room A's was still in progress"
     for _ in range(3):
-        await in_room(room_a, lambda: threads_used[room_a].add(threading.current_thread().name))
-    assert len(threads_used[room_a]) == 1, "a room keeps its thread (and connection)"
+        await room_database(room_a)(
+            lambda: threads_used[room_a].add(threading.current_thread().name)
+        )()
+    assert len(threads_used[room_a]) == 1
     assert threads_used[room_a] != threads_used[room_b]
 
 
-async def test_room_sequence_runs_one_write_of_a_room_at_a_time(settings):
-    settings.CHAT_DB_WRITE_THREADS = 2
-    room_id, inside, most_inside = uuid.uuid4(), 0, 0
+def test_room_order_lets_one_change_of_a_room_in_at_a_time():
+    room_id, inside, most_inside = uuid.uuid4(), [0], [0]
+    guard = threading.Lock()
 
-    async def write_once():
-        nonlocal inside, most_inside
-        async with room_sequence(room_id) as run:
-            inside += 1
-            most_inside = max(most_inside, inside)
-            await run(lambda: None)()
-            await asyncio.sleep(0.001)
-            inside -= 1
+    def change():
+        with room_order(room_id):
+            with guard:
+                inside[0] += 1
+                most_inside[0] = max(most_inside[0], inside[0])
+            threading.Event().wait(0.002)
+            with guard:
+                inside[0] -= 1
+        connection.close()
 
-    await asyncio.gather(*(write_once() for _ in range(20)))
-    assert most_inside == 1
-
-
-def _expire_connection():
-    """Make the thread's connection overdue for recycling (as CONN_MAX_AGE would); return it."""
-    connection.ensure_connection()
-    connection.close_at = time.monotonic() - 1
-    return connection.connection  # held by the test, so its identity is never reused
+    threads = [threading.Thread(target=change) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most_inside[0] == 1
 
 
-def _connection_id():
-    connection.ensure_connection()
-    return connection.connection
-
-
-async def test_room_sequence_never_recycles_the_connection_that_holds_the_room_lock(settings):
-    """On PostgreSQL the room's advisory lock lives in the writer's session: recycling that
-    connection mid-sequence would release the lock silently. (SQLite takes no such lock:
-    there this runs the sequence only; ./scripts/test runs the suite on PostgreSQL too.)"""
-    settings.CHAT_DB_WRITE_THREADS = 2
+def test_room_order_is_held_across_processes_until_left_even_when_the_change_failed():
+    """On PostgreSQL the room's advisory lock: another session cannot take it meanwhile."""
     room_id = uuid.uuid4()
-    async with room_sequence(room_id) as run:
-        overdue = await run(_expire_connection)()
-        during = await run(_connection_id)()
-    run = room_database(room_id)  # outside the sequence: no lock
-    await run(_expire_connection)()
-    after = await run(_connection_id)()
+    free_during = []
+    with pytest.raises(DatabaseError), room_order(room_id):
+        free_during.append(_lock_free_in_another_session(room_id))
+        raise DatabaseError("the write failed")
+    free_after = _lock_free_in_another_session(room_id)
     if connection.vendor == "postgresql":
-        assert during is overdue, "kept while the lock is held"
-        assert after is not overdue, "recycled once the lock is released"
+        assert (free_during, free_after) == ([False], True)
+    else:
+        assert (free_during, free_after) == ([None], None)
 
+
+def test_a_message_is_announced_while_its_room_order_is_still_held(published):
+    """So no later change of the room, from any process, can be announced before it."""
+    seen, probe = published
+    author = make_user()
+    room = make_room(members=[author])
+    probe["call"] = lambda event: _lock_free_in_another_session(event.room_id)
+
+    result = message_create(room=room, author=author, text="hi")
+
+    assert [event.message.pk for event, _ in seen] == [result.message.pk]
+    assert result.announcement.delivered is True
+    if connection.vendor == "postgresql":
+        assert seen[0][1] is False, "the lock was free while the message was announced"
+        assert _lock_free_in_another_session(room.pk) is True
+
+
+def test_nothing_is_announced_for_a_change_that_rolled_back(published):
+    seen, _ = published
+    author = make_user()
+    room = make_room(members=[author])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        message_create(room=room, author=author, text="never")
+        raise RuntimeError("the caller's transaction fails")
+    assert seen == []
+    assert not Message.objects.filter(text="never").exists()
 
 
 def _record_statements(statements: list):
@@ -107,80 +165,21 @@ def _record_statements(statements: list):
     return record
 
 
-async def test_a_message_costs_one_lock_one_insert_and_one_unlock_outside_a_transaction(
-    settings,
-):
-    """In the room's sequence the room's writes are serialized already: no BEGIN/COMMIT and no
-    row lock around the INSERT; on PostgreSQL the advisory lock is tried in the same thread
-    call as the write, and released by a job queued behind it."""
-    settings.CHAT_DB_WRITE_THREADS = 2
-    room = await database_sync_to_async(make_room)()
-    author = await database_sync_to_async(make_user)()
+def test_a_message_costs_a_member_check_and_one_insert_outside_a_transaction(published):
+    """The room's order serializes its writes already: no BEGIN/COMMIT and no row lock around
+    the INSERT; on PostgreSQL the advisory lock is taken and released around it."""
+    author = make_user()
+    room = make_room(members=[author])
     statements = []
-    recorder = _record_statements(statements)
-    on_room_thread = room_database(room.pk)
-    await on_room_thread(lambda: connection.execute_wrappers.append(recorder))()
-
-    async with room_sequence(room.pk) as run:
-        result = await run(message_create)(room=room, author=author, text="hi")
-    await on_room_thread(lambda: connection.execute_wrappers.remove(recorder))()  # after unlock
-
-    assert result.created and await Message.objects.filter(pk=result.message.pk).aexists()
-    insert = [("INSERT INTO", False)]
+    with connection.execute_wrapper(_record_statements(statements)):
+        result = message_create(room=room, author=author, text="hi")
+    assert result.created
+    expected = [("SELECT %s", False), ("INSERT INTO", False)]
     if connection.vendor == "postgresql":
-        lock = ("SELECT pg_try_advisory_lock(%s)", False)
-        unlock = ("SELECT pg_advisory_unlock(%s)", False)
-        assert statements == [lock, *insert, unlock]
-    else:
-        assert statements == insert
-
-
-def _room_lock_free(key: int) -> bool | None:
-    """Whether this thread's session could take the room's lock (None: SQLite has none)."""
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        taken = cursor.fetchone()[0]
-        if taken:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-    return taken
-
-
-async def test_another_process_cannot_write_the_room_until_the_sequence_ends(settings):
-    """On PostgreSQL the room's advisory lock is held from the first write to the end of the
-    sequence (the broadcast), and free again once it ended, even if the write failed."""
-    settings.CHAT_DB_WRITE_THREADS = 2
-    room_id, other_room = _rooms_on_different_threads(2)
-    key = int.from_bytes(room_id.bytes[:8], "big", signed=True)
-    another_session = room_database(other_room)  # another thread: another connection
-
-    def failing_write():
-        raise DatabaseError("the write failed")
-
-    free_during = []
-    with pytest.raises(DatabaseError):
-        async with room_sequence(room_id) as run:
-            await run(lambda: None)()
-            free_during.append(await another_session(_room_lock_free)(key))
-            await run(failing_write)()
-    await room_database(room_id)(lambda: None)()  # the queued unlock has run
-    free_after = await another_session(_room_lock_free)(key)
-
-    if connection.vendor == "postgresql":
-        assert free_during == [False]
-        assert free_after is True
-    else:  # SQLite serializes writers itself: no lock to take
-        assert free_during == [None] and free_after is None
-
-
-async def test_with_no_writer_threads_postgresql_still_writes_on_a_thread_of_its_own(settings):
-    """Channels' shared database thread recycles connections without asking: a room's lock
-    held there could be dropped mid-sequence. So 0 means Channels' thread on SQLite only."""
-    settings.CHAT_DB_WRITE_THREADS = 0
-    async with room_sequence(uuid.uuid4()) as run:
-        thread_name = await run(lambda: threading.current_thread().name)()
-    if connection.vendor == "postgresql":
-        assert thread_name.startswith("chat-room-writer-")
-    else:
-        assert not thread_name.startswith("chat-room-writer-")
+        expected = [
+            ("SELECT %s", False),
+            ("SELECT pg_advisory_lock(%s)", False),
+            ("INSERT INTO", False),
+            ("SELECT pg_advisory_unlock(%s)", False),
+        ]
+    assert statements == expected

@@ -13,11 +13,11 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
-from redis.exceptions import RedisError
 
-from chat import events, liveness, protocol
+from chat import liveness, protocol
 from chat.backpressure import watch_send_backlog
 from chat.broadcast_frames import framed_socket, write_frame
+from chat.delivery import CHANNEL_LAYER_ERRORS, broadcast_event
 from chat.fanout import room_hub
 from chat.protocol import (
     CHAT_DELETE,
@@ -32,8 +32,6 @@ from chat.ratelimit import BucketRegistry, TokenBucket, registry
 
 logger = logging.getLogger("chat.consumers")
 
-# What a channel layer raises when its backing service (Redis) is unreachable.
-CHANNEL_LAYER_ERRORS = (OSError, RedisError)
 # Socket ids: unique across processes (presence on Redis keys on them) without reading
 # os.urandom per handshake.
 _PROCESS_TAG = secrets.token_hex(6)
@@ -229,7 +227,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         return True
 
     async def broadcast(self, frame: str, *, except_self: bool = False) -> bool:
-        event = events.broadcast_event(frame)
+        event = broadcast_event(frame)
         if except_self:
             event["except"] = self.channel_name
         try:

@@ -7,8 +7,9 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 
-from chat import events, protocol
+from chat import protocol
 from chat.consumers.base import BaseChatConsumer, client_ip
+from chat.delivery import PUBLIC_ROOM_GROUP
 from chat.origin import origin_allowed
 from chat.protocol import CHAT_MESSAGE, CHAT_SYNC, PING, ClientFrame, Rejection
 from chat.ratelimit import BucketRegistry, registry
@@ -25,7 +26,7 @@ class TestChatConsumer(BaseChatConsumer):
         if not origin_allowed(self.scope, public_room=True):
             return await self.reject(Rejection.ORIGIN_NOT_ALLOWED)
         self.display_name = _query_display_name(self.scope) or ANONYMOUS_NAME
-        if not await self.join_group(events.PUBLIC_ROOM_GROUP):
+        if not await self.join_group(PUBLIC_ROOM_GROUP):
             return
         await self.accept()
         await self.send(

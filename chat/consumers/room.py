@@ -11,14 +11,15 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from accounts.websocket_auth import credential_from_scope
-from chat import events, protocol
+from chat import protocol
 from chat.consumers.base import (
     BaseChatConsumer,
     client_ip,
     failed_handshakes,
 )
+from chat.delivery import room_group_name
 from chat.handshakes import HandshakeRequest, check_handshake, shared_room
-from chat.ordering import room_sequence
+from chat.ordering import room_database
 from chat.origin import origin_allowed
 from chat.presence import presence_store
 from chat.protocol import (
@@ -35,9 +36,10 @@ from chat.protocol import (
     Rejection,
 )
 from chat.ratelimit import BucketRegistry, TokenBucket, registry
+from chat.refusal_frames import websocket_refusal
+from chat.refusals import Refusal
 from chat.selectors import message_list
 from chat.services import (
-    ChatActionRefused,
     message_create,
     message_delete,
     message_edit,
@@ -63,7 +65,7 @@ class ChatConsumer(BaseChatConsumer):
                 failed_handshakes().allow(client_ip(self.scope))  # spends one failure token
             detail = HANDSHAKE_RATE_LIMITED if rejection == Rejection.RATE_LIMITED else None
             return await self.reject(rejection, detail)
-        if not await self.join_group(events.room_group_name(self.room.pk)):
+        if not await self.join_group(room_group_name(self.room.pk)):
             return
         await self.accept()
         self.close_when_token_expires()
@@ -95,34 +97,33 @@ class ChatConsumer(BaseChatConsumer):
         self.room = shared_room(check.room) if check.room is not None else None
         return check.rejection
 
-    # --- messages -------------------------------------------------------------------------
+    # --- messages, edits, deletes, read markers: domain operations ----------------------------
 
     async def handle_chat_message(self, frame: ClientFrame) -> None:
+        """`chat.message`: stored and announced by the domain; the sender's copy is its ack."""
         try:
-            async with room_sequence(self.room.pk) as run:
-                result = await run(message_create)(
-                    room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
-                )
-                rendered = protocol.dumps(protocol.message_payload(result.message))
-                delivered = not result.created or await self.broadcast(rendered)
+            result = await room_database(self.room.pk)(message_create)(
+                room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
+            )
+        except Refusal as refusal:
+            return await self.refused(refusal)
         except DatabaseError:
             logger.exception("message not stored: user=%s room=%s", self.user, self.room.pk)
             return await self.send_error(
                 FrameError.NOT_PERSISTED, "message was not stored and nobody received it; resend"
             )
-        if not result.created:
-            await self.send(text_data=rendered)  # a retry: acknowledge it to the sender only
-        elif not delivered:
+        if not result.created:  # a retry: acknowledge it to the sender only
+            await self.send(text_data=protocol.dumps(protocol.message_payload(result.message)))
+        elif result.announcement.delivered is False:
             # Stored but not delivered: acknowledge it, then make the client reconnect and
             # recover the room with `after=` once the channel layer is back.
-            await self.send(text_data=rendered)
+            await self.send(text_data=protocol.dumps(protocol.message_payload(result.message)))
             await self.reject(Rejection.SERVICE_UNAVAILABLE)
 
     async def handle_edit(self, frame: ClientFrame) -> None:
         """`chat.edit`: the author replaces the text; members get `chat.message.updated`."""
-        await self.change_message(
+        await self.change_room(
             message_edit,
-            render=_updated_frame,
             room=self.room,
             message_id=frame.message_id,
             editor=self.user,
@@ -131,26 +132,32 @@ class ChatConsumer(BaseChatConsumer):
 
     async def handle_delete(self, frame: ClientFrame) -> None:
         """`chat.delete`: author or room admin; members get `chat.message.deleted`."""
-        await self.change_message(
-            message_delete,
-            render=protocol.message_deleted_frame,
-            room=self.room,
-            message_id=frame.message_id,
-            actor=self.user,
+        await self.change_room(
+            message_delete, room=self.room, message_id=frame.message_id, actor=self.user
         )
 
-    async def change_message(self, service, *, render, **arguments) -> None:
+    async def handle_read(self, frame: ClientFrame) -> None:
+        """`read`: move this member's read marker; every member (and device) gets `read`."""
+        await self.change_room(
+            read_marker_set, room=self.room, user=self.user, message_id=frame.message_id
+        )
+
+    async def change_room(self, operation, **arguments) -> None:
+        """Run a domain operation on the room's writer; members hear of it from the domain."""
         try:
-            async with room_sequence(self.room.pk) as run:
-                message = await run(service)(**arguments)
-                delivered = await self.broadcast(render(message))
-        except ChatActionRefused as refusal:
-            return await self.send_error(FrameError(refusal.code), refusal.detail)
+            await room_database(self.room.pk)(operation)(**arguments)
+        except Refusal as refusal:
+            await self.refused(refusal)
         except DatabaseError:
             logger.exception("change not stored: user=%s room=%s", self.user, self.room.pk)
-            return await self.send_error(FrameError.NOT_PERSISTED, "change was not stored")
-        if not delivered:
-            await self.reject(Rejection.SERVICE_UNAVAILABLE)
+            await self.send_error(FrameError.NOT_PERSISTED, "change was not stored")
+
+    async def refused(self, refusal: Refusal) -> None:
+        """A domain refusal as the WebSocket's table says: an error frame, or a rejection."""
+        code = websocket_refusal(refusal)
+        if isinstance(code, Rejection):
+            return await self.reject(code, refusal.detail)
+        await self.send_error(code, refusal.detail)
 
     async def handle_sync(self, frame: ClientFrame) -> None:
         """`chat.sync`: the messages after an id, as `chat.history` (one page of up to 200)."""
@@ -161,22 +168,7 @@ class ChatConsumer(BaseChatConsumer):
             return await self.reject(Rejection.SERVICE_UNAVAILABLE)
         await self.send(text_data=page)
 
-    # --- read markers, typing, presence ----------------------------------------------------
-
-    async def handle_read(self, frame: ClientFrame) -> None:
-        """`read`: move this member's read marker; every member (and device) gets `read`."""
-        try:
-            marker = await database_sync_to_async(read_marker_set)(
-                room=self.room, user=self.user, message_id=frame.message_id
-            )
-        except ChatActionRefused as refusal:
-            return await self.send_error(FrameError(refusal.code), refusal.detail)
-        except DatabaseError:
-            logger.exception("read marker not stored: room=%s", self.room.pk)
-            return await self.send_error(FrameError.NOT_PERSISTED, "read marker was not stored")
-        await self.broadcast(
-            protocol.read_frame(room_id=self.room.pk, user=self.user_ref, message_id=marker)
-        )
+    # --- typing, presence ---------------------------------------------------------------------
 
     async def handle_typing(self, frame: ClientFrame) -> None:
         """`typing`: relayed to the other members, throttled, never stored, stops by itself."""
@@ -268,9 +260,12 @@ class ChatConsumer(BaseChatConsumer):
         )
 
     async def member_removed(self, event):
-        """Removed from the room, or deactivated: that user's sockets to this room close."""
+        """Removed from the room, or deactivated: that user's sockets to this room close; the
+        other members are told (`member.removed`)."""
         if event["user_id"] == self.user.pk:
-            await self.reject(Rejection(event.get("reason", Rejection.REMOVED_FROM_ROOM)))
+            return await self.reject(Rejection(event["reason"]))
+        if event["frame"] is not None:
+            await self.chat_broadcast(event)
 
     async def websocket_disconnect(self, message):
         if getattr(self, "user_ref", None) is not None:
@@ -294,10 +289,6 @@ class ChatConsumer(BaseChatConsumer):
         READ: handle_read,
         TYPING: handle_typing,
     }
-
-
-def _updated_frame(message) -> str:
-    return protocol.dumps(protocol.message_payload(message, type="chat.message.updated"))
 
 
 def _history_after(room, after: int) -> str:

@@ -1,11 +1,13 @@
 """Two daphne processes sharing the real Redis and PostgreSQL: nothing stays in one process."""
 
 import asyncio
+import json
 import signal
 import urllib.error
 import urllib.request
 import uuid
 
+import psycopg
 import pytest
 
 from tests.e2e.clients import ChatClient, history_after
@@ -180,6 +182,7 @@ async def test_cluster_chat_sync_recovers_what_a_client_missed(cluster):
     sender = await ChatClient.connect(a, room, admin)
     await sender.send_message("antes da queda")
     last_seen = (await pedro_on_b.next_message())["id"]
+    assert (await sender.next_message())["id"] == last_seen  # its ack, so each next one is
     await pedro_on_b.close()
 
     missed = [f"perdida {n} {uuid.uuid4()}" for n in range(3)]
@@ -269,3 +272,99 @@ def test_healthz_on_cluster_reports_redis_round_trip(cluster):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"{cluster[0].http_url}/api/auth/me/", timeout=5)
     assert error.value.code == 401
+
+
+def http_call(server, method: str, path: str, token: str, data: dict) -> dict:
+    request = urllib.request.Request(
+        f"{server.http_url}{path}",
+        data=json.dumps(data).encode(),
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def committed_edits(server, message_id: int) -> list[str]:
+    """The texts one message took, in the order its edits committed (the audit trail)."""
+    with psycopg.connect(server.env["DATABASE_URL"]) as conn:
+        before = conn.execute(
+            "SELECT previous_text FROM chat_messagerevision WHERE message_id = %s ORDER BY id",
+            [message_id],
+        ).fetchall()
+        (final,) = conn.execute(
+            "SELECT text FROM chat_message WHERE id = %s", [message_id]
+        ).fetchone()
+    return [text for (text,) in before[1:]] + [final]
+
+
+async def test_cluster_socket_and_rest_changes_on_both_processes_arrive_in_commit_order(cluster):
+    """A socket on A and REST on B post into one room, then edit one message, all at once:
+    members on both processes see every post in history order and every edit in the order it
+    committed, the last being what the database holds."""
+    a, b = cluster
+    names = ["admin", "maria", "carlos", "fernanda"]
+    token = dict(zip(names, tokens(a, *names), strict=True))
+    room = room_id_by_name(a, token["admin"], "Chat - Gerência")
+    start_after = max([m["id"] for m in history_after(a, token["admin"], room, 0)] or [0])
+    posts, edits = 30, 10
+    on_a = await ChatClient.connect(a, room, token["admin"])
+    receivers = [
+        await ChatClient.connect(a, room, token["carlos"]),
+        await ChatClient.connect(b, room, token["fernanda"]),
+    ]
+    path = f"/api/chat/rooms/{room}/messages/"
+
+    async def socket_posts():
+        for n in range(posts):
+            await on_a.send_message(f"ws {n}")
+
+    def rest_posts():
+        for n in range(posts):
+            http_call(b, "POST", path, token["maria"], {"message": f"rest {n}"})
+
+    async def collect(client, count: int, kind: str) -> list[dict]:
+        frames = []
+        while len(frames) < count:
+            frame = await client.next_frame(timeout=15)
+            assert frame["type"] != "error", frame
+            if frame["type"] == kind:
+                frames.append(frame)
+        return frames
+
+    posted = await asyncio.gather(
+        *(collect(r, 2 * posts, "chat.message") for r in receivers),
+        socket_posts(),
+        asyncio.to_thread(rest_posts),
+    )
+    stored = [m["id"] for m in history_after(a, token["admin"], room, start_after)]
+    assert len(stored) == 2 * posts
+    assert [[f["id"] for f in frames] for frames in posted[:2]] == [stored, stored]
+
+    target = next(
+        m
+        for m in history_after(a, token["admin"], room, start_after)
+        if m["user"]["username"] == "admin"
+    )
+
+    async def socket_edits():
+        for n in range(edits):
+            await on_a.ws.send(
+                json.dumps({"type": "chat.edit", "message_id": target["id"], "message": f"ws e{n}"})
+            )
+
+    def rest_edits(worker: int):
+        for n in range(edits):
+            text = f"rest{worker} e{n}"
+            http_call(b, "PATCH", f"{path}{target['id']}/", token["admin"], {"message": text})
+
+    edited = await asyncio.gather(
+        *(collect(r, 4 * edits, "chat.message.updated") for r in receivers),
+        socket_edits(),
+        *(asyncio.to_thread(rest_edits, worker) for worker in range(3)),
+    )
+    committed = committed_edits(a, target["id"])
+    assert [[f["message"] for f in frames] for frames in edited[:2]] == [committed, committed]
+    assert {text.split()[0] for text in committed} == {"ws", "rest0", "rest1", "rest2"}
+    for client in [on_a, *receivers]:
+        await client.close()

@@ -1,0 +1,78 @@
+"""REST's one error shape, `{"code": ..., "detail": ...}`, and its table of domain refusals.
+
+Every error a REST endpoint answers goes through `exception_handler` (REST_FRAMEWORK's
+EXCEPTION_HANDLER): domain refusals by REST_REFUSALS, validation (with `fields`: what is wrong
+with each field), authentication (accounts.authentication names simplejwt's `token_not_valid`
+`token_expired` or `token_invalid`, as sockets do), throttling (`rate_limited`, with
+Retry-After) and not-found. The codes are the WebSocket's where both transports mean the same.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from chat import refusals
+
+REST_REFUSALS: dict[type[refusals.Refusal], int] = {
+    refusals.RoomNotFound: status.HTTP_404_NOT_FOUND,
+    refusals.NotAMember: status.HTTP_404_NOT_FOUND,  # as for any room outside the user's
+    refusals.NotRoomAdmin: status.HTTP_403_FORBIDDEN,
+    refusals.MessageNotFound: status.HTTP_404_NOT_FOUND,
+    refusals.NotAllowed: status.HTTP_403_FORBIDDEN,
+    refusals.EditWindowExpired: status.HTTP_403_FORBIDDEN,
+    refusals.EmptyMessage: status.HTTP_400_BAD_REQUEST,
+    refusals.MessageTooLong: status.HTTP_400_BAD_REQUEST,
+    refusals.UserNotFound: status.HTTP_404_NOT_FOUND,
+    refusals.InvalidRequest: status.HTTP_400_BAD_REQUEST,
+}
+
+# DRF's codes renamed to the WebSocket's, where both transports mean the same thing.
+_CODES = {
+    "not_authenticated": "authentication_required",
+    "throttled": "rate_limited",
+    "parse_error": "invalid_json",
+    "invalid": "invalid_request",
+    "not_found": "not_found",
+}
+
+
+def error_body(code: str, detail: str, **extra) -> dict:
+    return {"code": code, "detail": detail, **extra}
+
+
+def exception_handler(exc, context):
+    """DRF's handler (status, headers such as Retry-After), answering in the one shape."""
+    if isinstance(exc, refusals.Refusal):
+        return Response(error_body(exc.code, exc.detail), status=REST_REFUSALS[type(exc)])
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or "not found")
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # not an API error: a 500, logged by Django
+    response.data = _body(exc)
+    return response
+
+
+def _body(exc: exceptions.APIException) -> dict:
+    if isinstance(exc, exceptions.ValidationError):
+        return error_body("invalid_request", _first_message(exc.detail), fields=exc.detail)
+    detail = exc.detail
+    if isinstance(detail, dict):  # simplejwt: {"detail": ..., "code": ...}
+        code = str(detail.get("code") or exc.default_code)
+        return error_body(_CODES.get(code, code), str(detail.get("detail", "")))
+    code = getattr(detail, "code", None) or exc.default_code
+    return error_body(_CODES.get(code, code), str(detail))
+
+
+def _first_message(detail) -> str:
+    """The first error of a validation error's detail, with the field it is about."""
+    if isinstance(detail, dict):
+        for field, errors in detail.items():
+            message = _first_message(errors)
+            return message if field == "non_field_errors" else f"{field}: {message}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)

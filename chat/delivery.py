@@ -1,0 +1,92 @@
+"""Delivery of the domain's events to open sockets: group names, layer events, the publisher.
+
+The domain (chat.services) announces committed changes as chat.events; `publish` turns each
+into the frame members receive, rendered once, and hands it to the channel layer's group of
+the room: every server process subscribed to the room gets it once and writes it to its own
+sockets (chat.fanout). Installed as the domain's publisher by ChatConfig.ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
+
+from chat import events, protocol
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_ROOM_GROUP = "chat.public.teste"
+# What a channel layer raises when its backing service (Redis) is unreachable.
+CHANNEL_LAYER_ERRORS = (OSError, RedisError)
+
+
+def room_group_name(room_id: uuid.UUID) -> str:
+    # A hex UUID can never equal the public group's name, so the public room cannot reach it.
+    return f"chat.room.{room_id.hex}"
+
+
+def broadcast_event(frame: str) -> dict:
+    """A message for every socket of a group; `frame` is serialized once, not per receiver."""
+    return {"type": "chat.broadcast", "frame": frame}
+
+
+def member_removed_event(user_id: int, reason: str, frame: str | None) -> dict:
+    """The user's sockets to the room close with `reason`; the others receive `frame`, if any."""
+    return {"type": "member.removed", "user_id": user_id, "reason": reason, "frame": frame}
+
+
+def layer_event(event: events.RoomEvent) -> dict:
+    """The channel-layer event for a domain event, its frame rendered once for every socket."""
+    if isinstance(event, events.MemberRemoved):
+        # A deactivated user is still a member: only their own sockets hear of it.
+        frame = (
+            protocol.member_removed_frame(room_id=event.room_id, user_id=event.user_id)
+            if event.reason == events.REMOVED_FROM_ROOM
+            else None
+        )
+        return member_removed_event(event.user_id, event.reason, frame)
+    return broadcast_event(frame_of(event))
+
+
+def frame_of(event: events.RoomEvent) -> str:
+    """The frame members receive for a domain event (except MemberRemoved: layer_event)."""
+    match event:
+        case events.MessageCreated(message=message):
+            return protocol.dumps(protocol.message_payload(message))
+        case events.MessageEdited(message=message):
+            return protocol.dumps(protocol.message_payload(message, type="chat.message.updated"))
+        case events.MessageDeleted(message=message):
+            return protocol.message_deleted_frame(message)
+        case events.ReadMarkerMoved():
+            user = protocol.user_payload(event.user_id, event.username)
+            return protocol.read_frame(
+                room_id=event.room_id, user=user, message_id=event.message_id
+            )
+        case events.MemberAdded():
+            user = protocol.user_payload(event.user_id, event.username)
+            return protocol.member_added_frame(room_id=event.room_id, user=user, role=event.role)
+        case events.RoomRenamed():
+            return protocol.room_updated_frame(room_id=event.room_id, name=event.name)
+    raise TypeError(f"no frame for {type(event).__name__}")
+
+
+def publish(event: events.RoomEvent) -> bool:
+    """From sync code, after commit: hand the event to every server process of the room."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            room_group_name(event.room_id), layer_event(event)
+        )
+    except CHANNEL_LAYER_ERRORS:
+        # Stored either way: the layer's watchdog (chat.liveness) closes every socket of a
+        # process that lost it, and clients recover with `after=`.
+        logger.exception(
+            "could not announce %s to room %s: channel layer unavailable",
+            type(event).__name__,
+            event.room_id,
+        )
+        return False
+    return True

@@ -1,0 +1,84 @@
+"""What the chat's rules refuse, as typed exceptions: no transport's status or close code here.
+
+Each refusal has a stable `code`, the same string on every transport. What a refusal becomes on
+the wire is decided at each edge by one table: chat.api_errors (HTTP status) and
+chat.consumers.refusal_frames (WebSocket error frame and whether the socket closes). A refusal
+missing from either table fails tests/test_refusals.py.
+"""
+
+from __future__ import annotations
+
+
+class Refusal(Exception):
+    """A request the chat's rules refuse; `detail` says why, for people."""
+
+    code: str = "refused"
+    default_detail: str = "refused"
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class RoomNotFound(Refusal):
+    code = "room_not_found"
+    default_detail = "no such room"
+
+
+class NotAMember(Refusal):
+    code = "not_a_member"
+    default_detail = "you are not a member of this room; ask a room admin to add you"
+
+
+class NotRoomAdmin(Refusal):
+    code = "not_room_admin"
+    default_detail = "only room admins can do this"
+
+
+class MessageNotFound(Refusal):
+    code = "message_not_found"
+    default_detail = "no such message in this room"
+
+
+class NotAllowed(Refusal):
+    """The user may not change this message (not its author; not a room admin)."""
+
+    code = "not_allowed"
+    default_detail = "you may not change this message"
+
+
+class EditWindowExpired(Refusal):
+    code = "edit_window_expired"
+    default_detail = "this message can no longer be edited"
+
+
+class EmptyMessage(Refusal):
+    code = "empty_message"
+    default_detail = "message is empty"
+
+
+class MessageTooLong(Refusal):
+    code = "message_too_long"
+    default_detail = "message is too long"
+
+
+class UserNotFound(Refusal):
+    code = "user_not_found"
+    default_detail = "no such active user"
+
+
+class InvalidRequest(Refusal):
+    """A request that cannot mean anything (a direct room with oneself, a blank name)."""
+
+    code = "invalid_request"
+    default_detail = "invalid request"
+
+
+def all_refusals() -> list[type[Refusal]]:
+    """Every refusal class, for the edges' tables and their completeness test."""
+    found, pending = [], [Refusal]
+    while pending:
+        for subclass in pending.pop().__subclasses__():
+            found.append(subclass)
+            pending.append(subclass)
+    return found
