@@ -10,10 +10,6 @@ message that commits late), and the last update a member sees is the one the dat
 Inside a transaction the caller opened, the operation's events go out when that transaction
 commits, after `room_order` was left: stored and announced still, but across processes the
 order of two such announcements is not guaranteed. Call operations outside a transaction.
-
-Where the database takes concurrent writers (PostgreSQL), the WebSocket runs a room's writes on
-a thread of its own, picked by the room's id out of CHAT_DB_WRITE_THREADS (`room_database`):
-different rooms write in parallel instead of queueing on Channels' single database thread.
 """
 
 from __future__ import annotations
@@ -21,13 +17,9 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 
-from channels.db import database_sync_to_async
-from django.conf import settings
 from django.db import connection
 
 _locks_guard = threading.Lock()
@@ -70,19 +62,3 @@ def room_order(room_id: uuid.UUID) -> Iterator[None]:
 def _execute(sql: str, key: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(sql, [key])
-
-
-@cache
-def _write_thread(index: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chat-room-writer-{index}")
-
-
-def room_database(room_id: uuid.UUID) -> Callable:
-    """database_sync_to_async for this room's writes: on the room's own thread, if any."""
-    threads = settings.CHAT_DB_WRITE_THREADS
-    if threads <= 0 or connection.vendor != "postgresql":
-        return database_sync_to_async
-    executor = _write_thread(room_id.int % threads)
-    return lambda function: database_sync_to_async(
-        function, thread_sensitive=False, executor=executor
-    )

@@ -9,7 +9,8 @@ from django.db import DatabaseError, connection, connections, transaction
 
 from chat import events
 from chat.models import Message
-from chat.ordering import advisory_key, room_database, room_order
+from chat.ordering import advisory_key, room_order
+from chat.room_writers import room_database
 from chat.services import message_create
 from tests.factories import make_room, make_user
 

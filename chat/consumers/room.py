@@ -19,7 +19,6 @@ from chat.consumers.base import (
 )
 from chat.delivery import room_group_name
 from chat.handshakes import HandshakeRequest, check_handshake, shared_room
-from chat.ordering import room_database
 from chat.origin import origin_allowed
 from chat.presence import presence_store
 from chat.protocol import (
@@ -38,6 +37,7 @@ from chat.protocol import (
 from chat.ratelimit import BucketRegistry, TokenBucket, registry
 from chat.refusal_frames import websocket_refusal
 from chat.refusals import Refusal
+from chat.room_writers import room_database
 from chat.selectors import message_list
 from chat.services import (
     message_create,
