@@ -1,28 +1,33 @@
-"""REST authentication: simplejwt's, with the token's user read by a query compiled once.
+"""REST authentication: simplejwt's, answering every bad token with a code sockets share.
 
-Every REST request reads its token's user. simplejwt asks `User.objects.get(id=<claim>)`,
-which builds and compiles the query each time: 0.36 ms of CPU per request here, against
-0.12 ms for the same query compiled once (docs/performance.md, item 22). simplejwt's own
-`get_user` still judges the user (exists, active, password unchanged when
-CHECK_REVOKE_TOKEN is on); only the read is replaced.
+simplejwt's own rules judge the token and its user (signature, expiry, type; the user exists,
+is active, and its password is unchanged when CHECK_REVOKE_TOKEN is on). Only through its
+public hooks: a refused token says `token_expired` or `token_invalid` (as the WebSocket does)
+instead of `token_not_valid`, and a user claim no user can have is `user_not_found` rather
+than an error of the database.
 """
 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import models
 from rest_framework_simplejwt import authentication
-from rest_framework_simplejwt.exceptions import ExpiredTokenError, InvalidToken, TokenError
+from rest_framework_simplejwt.exceptions import (
+    AuthenticationFailed,
+    ExpiredTokenError,
+    InvalidToken,
+    TokenError,
+)
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import UntypedToken
 
-from crm_backend.compiled_queries import compiled
-
 
 class JWTAuthentication(authentication.JWTAuthentication):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.user_model = _UsersByCompiledQuery(self.user_model)
+    def get_user(self, validated_token):
+        """simplejwt's user check, once the claim can name a user at all."""
+        field = self.user_model._meta.get_field(jwt_settings.USER_ID_FIELD)
+        if user_id_from_claim(field, validated_token.get(jwt_settings.USER_ID_CLAIM)) is None:
+            raise AuthenticationFailed("User not found", code="user_not_found")
+        return super().get_user(validated_token)
 
     def get_validated_token(self, raw_token):
         """simplejwt's check; a refusal says `token_expired` or `token_invalid`, as sockets do."""
@@ -62,49 +67,3 @@ def user_id_from_claim(field, claim):
     except ValidationError:
         return None
     return user_id
-
-
-class UserModelStandIn:
-    """Stands in for the user model in simplejwt's `get_user`, which asks
-    `objects.get(<USER_ID_FIELD>=<claim>)` (simplejwt 5.5; tests/test_authentication.py and
-    tests/test_handshakes.py fail if it stops asking that way). Subclasses say how the user
-    of an id is read (`user_for`); simplejwt still judges the user."""
-
-    def __init__(self, user_model) -> None:
-        self.model = user_model
-        self.DoesNotExist = user_model.DoesNotExist
-        self.objects = self
-        self.id_field = user_model._meta.get_field(jwt_settings.USER_ID_FIELD)
-
-    def get(self, **lookup):
-        (claim,) = lookup.values()
-        user_id = user_id_from_claim(self.id_field, claim)
-        user = None if user_id is None else self.user_for(user_id)
-        if user is None:
-            raise self.DoesNotExist
-        return user
-
-    def user_for(self, user_id):
-        raise NotImplementedError
-
-
-class _UsersByCompiledQuery(UserModelStandIn):
-    STAND_INS = {"user_id": (-7_000_101, -7_000_102)}  # no user's ids
-
-    def __init__(self, user_model) -> None:
-        super().__init__(user_model)
-        if not (self.id_field.unique and isinstance(self.id_field, models.IntegerField)):
-            raise TypeError("USER_ID_FIELD must be a unique integer field")
-        self._columns = [field.attname for field in user_model._meta.concrete_fields]
-
-    def user_for(self, user_id):
-        query = compiled(
-            ("token user", self.model._meta.label, self.id_field.name),
-            lambda stand_ins: self.model.objects.filter(
-                **{self.id_field.name: stand_ins["user_id"]}
-            ).values_list(*self._columns),
-            self.STAND_INS,
-            using=self.model.objects.db,
-        )
-        rows = query.rows(user_id=user_id)
-        return self.model.from_db(query.using, self._columns, rows[0]) if rows else None

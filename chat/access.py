@@ -13,11 +13,7 @@ from chat.refusals import NotAMember, Refusal, RoomNotFound
 
 
 def accessible_rooms(user) -> QuerySet[Room]:
-    """Rooms whose messages and members `user` may see: those it is a member of.
-
-    Beyond may_see_rooms, the rule's SQL may depend on the user's pk alone: history pages
-    compile it once for every user who passes may_see_rooms (chat.selectors).
-    """
+    """Rooms whose messages and members `user` may see: those it is a member of."""
     if not may_see_rooms(user):
         return Room.objects.none()
     return Room.objects.filter(memberships__user=user)

@@ -23,7 +23,6 @@ from django.db.models.functions import Coalesce
 
 from chat.access import accessible_rooms, may_see_rooms
 from chat.models import Membership, Message, Room
-from crm_backend.compiled_queries import compiled
 
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
@@ -149,37 +148,14 @@ def _room_as_range() -> bool:
     return connections[Message.objects.db].vendor == "postgresql"
 
 
-# Two stand-ins for each value of a page's query (crm_backend.compiled_queries).
-_STAND_INS = {
-    "room": (uuid.UUID(int=0x5EA7_5EA7), uuid.UUID(int=0x5EA7_5EA8)),
-    "user": (-7_000_001, -7_000_002),
-    "before": (-7_000_003, -7_000_004),
-    "after": (-7_000_005, -7_000_006),
-}
-
-
 def _page(user, room_id, before, after, limit) -> MessagePage:
-    # Ids beyond the column's range: the ORM would leave the query out or the condition off;
-    # as a parameter SQLite refuses them.
+    # Ids beyond the column's range: as a parameter SQLite refuses them.
     largest_id = _largest_message_id()
     if after is not None and after > largest_id:
         return MessagePage([], has_more=False)  # no message is newer
     if before is not None and before > largest_id:
         before = None  # every message is older
-    values = {
-        "room": room_id,
-        "user": user.pk if user is not None else None,
-        "before": before,
-        "after": after,
-    }
-    given = frozenset(name for name, value in values.items() if value is not None)
-    query = compiled(
-        (_room_as_range(), given, limit),
-        lambda stand_ins: _page_query(stand_ins, limit),
-        {name: _STAND_INS[name] for name in given},
-        using=Message.objects.db,
-    )
-    rows = query.rows(**{name: values[name] for name in given})
+    rows = _page_query(user, room_id, before, after, limit)
     page = [MessageRow._make((*row, room_id)) for row in rows]
     if after is not None:
         return MessagePage(page[:limit], has_more=len(page) > limit)
@@ -191,25 +167,24 @@ def _largest_message_id() -> int:
     return connection.ops.integer_field_range(Message._meta.pk.get_internal_type())[1]
 
 
-def _page_query(values: dict, limit: int) -> QuerySet:
-    """The page's query for `values`: the room, and those of user, before and after given."""
-    messages = _room_messages(values["room"])
-    if "user" in values:
-        # The access rule's SQL for any user who passes may_see_rooms (checked beforehand).
-        user = get_user_model()(pk=values["user"], is_active=True)
-        visible = accessible_rooms(user).filter(pk=values["room"])
+def _page_query(user, room_id, before, after, limit: int) -> QuerySet:
+    """One page of the room's messages, one more than `limit` (does an older/newer one exist?),
+    behind the access rule when `user` is given."""
+    messages = _room_messages(room_id)
+    if user is not None:
+        visible = accessible_rooms(user).filter(pk=room_id)
         if _room_as_range():
             # Uncorrelated, so PostgreSQL checks access once, ahead of the range scan; a join
             # with the user's rooms would bring back the equality on the room, for each room.
             messages = messages.filter(Exists(visible))
         else:
             messages = messages.filter(room__in=visible)
-    if "before" in values:
-        messages = messages.filter(id__lt=values["before"])
+    if before is not None:
+        messages = messages.filter(id__lt=before)
     # Within one room, (room, id) is the order of id; with the range it is the index's order.
     order = ("room_id", "id") if _room_as_range() else ("id",)
-    if "after" in values:
-        messages = messages.filter(id__gt=values["after"]).order_by(*order)
+    if after is not None:
+        messages = messages.filter(id__gt=after).order_by(*order)
     else:
         messages = messages.order_by(*(f"-{field}" for field in order))
     return messages[: limit + 1].values_list(*_MESSAGE_ROW_COLUMNS)

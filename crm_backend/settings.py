@@ -193,7 +193,7 @@ CHAT_LAYER_CHECK_SECONDS = env.float("CHAT_LAYER_CHECK_SECONDS", default=5.0)
 # --- REST API
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.authentication.JWTAuthentication",  # simplejwt's, user read compiled once
+        "accounts.authentication.JWTAuthentication",  # simplejwt's, with the sockets' codes
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
