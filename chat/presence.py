@@ -153,3 +153,15 @@ _redis = RedisPresence()
 
 def presence_store() -> MemoryPresence | RedisPresence:
     return _redis if settings.REDIS_URL else _memory
+
+
+def online_members(*, room) -> list:
+    """Members of the room with at least one open socket, on any server process."""
+    from django.contrib.auth import get_user_model
+
+    online_ids = presence_store().online_user_ids(room.pk)
+    return list(
+        get_user_model()
+        .objects.filter(pk__in=online_ids, chat_memberships__room=room)
+        .order_by("username")
+    )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import (
     Count,
@@ -220,15 +219,3 @@ def last_messages(*, rooms: list[Room]) -> dict:
     )
     messages = Message.objects.filter(id__in=list(latest_ids)).select_related("author")
     return {message.room_id: message for message in messages}
-
-
-def online_members(*, room: Room) -> list:
-    """Members of the room with at least one open socket, on any server process."""
-    from chat.presence import presence_store
-
-    online_ids = presence_store().online_user_ids(room.pk)
-    return list(
-        get_user_model()
-        .objects.filter(pk__in=online_ids, chat_memberships__room=room)
-        .order_by("username")
-    )

@@ -15,6 +15,7 @@ from accounts.websocket_auth import authenticate_token
 from chat import protocol, refusals, selectors, services
 from chat.access import accessible_rooms, room_for_connection
 from chat.models import Room
+from chat.presence import online_members
 from chat.protocol import Rejection
 from chat.refusal_frames import websocket_refusal
 from chat.serializers import (
@@ -202,7 +203,7 @@ class RoomPresenceView(APIView):
     def get(self, request: Request, room_id) -> Response:
         """Members with at least one open socket to the room, on any server process."""
         room = room_for_request(request, room_id)
-        online = selectors.online_members(room=room)
+        online = online_members(room=room)
         return Response({"online": [{"id": u.pk, "username": u.username} for u in online]})
 
 
