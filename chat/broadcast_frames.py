@@ -3,14 +3,14 @@
 Every local socket of a room gets the same text for a broadcast. Through ASGI each of them
 costs Channels' `send`, daphne's reply routing, a UTF-8 encode and autobahn's framing of the
 same bytes again: most of the server's CPU per delivery (docs/performance.md). Under daphne a
-socket's autobahn protocol is reachable (chat.backpressure.daphne_protocol), and autobahn
-frames a message once for many sockets with `PreparedMessage`, its broadcast API. So a
-broadcast's frame is built once and its bytes are written to each open socket's transport, in
+socket's autobahn protocol is reachable (chat.backpressure.daphne_protocol), and autobahn has a
+public API for exactly this: `factory.prepareMessage` frames a message once, and each socket's
+`sendPreparedMessage` writes it (compressing it itself where compression was negotiated), in
 the same order as the socket's other frames (daphne's `send` writes synchronously too).
 
-Only the plain case takes this path: an open socket, no compression or fragmentation
-negotiated, a frame within the message size limit. Anything else, and every socket under
-another server (uvicorn), goes through ASGI as before.
+Only the plain case takes this path: an open socket, no fragmentation, unmasked server frames,
+a frame within the message size limit. Anything else, and every socket under another server
+(uvicorn), goes through ASGI as before.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 
 from chat.backpressure import daphne_protocol
 
-# The last frame built (text, payload length, bytes): a broadcast's text is one str object,
+# The last message prepared (text, factory, message): a broadcast's text is one str object,
 # written to socket after socket.
-_last_built: tuple[str | None, int, bytes] = (None, 0, b"")
+_last_prepared: tuple[str | None, object, PreparedMessage | None] = (None, None, None)
 
 
 def framed_socket(send) -> WebSocketProtocol | None:
@@ -29,10 +29,8 @@ def framed_socket(send) -> WebSocketProtocol | None:
     protocol = daphne_protocol(send)
     if not isinstance(protocol, WebSocketProtocol):
         return None
-    if protocol._perMessageCompress is not None or protocol.autoFragmentSize:
-        return None
-    if protocol.maskServerFrames:  # our frames are built unmasked, as servers send them
-        return None
+    if protocol.autoFragmentSize or protocol.maskServerFrames:
+        return None  # a prepared message is one unmasked frame
     return protocol
 
 
@@ -40,22 +38,18 @@ def write_frame(protocol: WebSocketProtocol, frame: str) -> bool:
     """Write `frame` as a text message; False (nothing written) if ASGI must send it."""
     if protocol.state != WebSocketProtocol.STATE_OPEN:
         return False
-    payload_length, wire = _framed(frame)
+    prepared = _prepared(protocol.factory, frame)
     limit = protocol.maxMessagePayloadSize
-    if 0 < limit < payload_length:
+    if 0 < limit < len(prepared.payload):
         return False
-    protocol.sendData(wire)
+    protocol.sendPreparedMessage(prepared)
     return True
 
 
-def _framed(text: str) -> tuple[int, bytes]:
-    """The payload's length and the whole frame's bytes."""
-    global _last_built
-    built_for, payload_length, wire = _last_built
-    if text is not built_for:
-        payload = text.encode()
-        # A server's text frame: not binary, not masked, never compressed.
-        payload_length = len(payload)
-        wire = PreparedMessage(payload, False, False, True).payloadHybi
-        _last_built = (text, payload_length, wire)
-    return payload_length, wire
+def _prepared(factory, text: str) -> PreparedMessage:
+    global _last_prepared
+    prepared_for, prepared_by, prepared = _last_prepared
+    if text is not prepared_for or factory is not prepared_by:
+        prepared = factory.prepareMessage(text.encode())
+        _last_prepared = (text, factory, prepared)
+    return prepared
