@@ -1,4 +1,6 @@
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat import protocol
@@ -99,19 +101,24 @@ class ReadMarkerSerializer(serializers.Serializer):
     message_id = serializers.IntegerField(min_value=1)
 
 
-class MessageEditSerializer(serializers.Serializer):
-    message = serializers.CharField(
-        max_length=settings.CHAT_MAX_MESSAGE_LENGTH, trim_whitespace=False
-    )
+@extend_schema_field(OpenApiTypes.STR)
+class MessageTextField(serializers.Field):
+    """Message text by the socket's rule, chat.protocol.valid_message_text: NUL and other
+    control characters are data here too (DRF's CharField would refuse NUL, and turn numbers
+    into text)."""
 
-    def validate_message(self, value: str) -> str:
-        if not value.strip():
-            raise serializers.ValidationError("message is empty")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise serializers.ValidationError("message is not valid Unicode") from None
+    def to_representation(self, value):
         return value
+
+    def to_internal_value(self, data):
+        try:
+            return protocol.valid_message_text(data, max_length=settings.CHAT_MAX_MESSAGE_LENGTH)
+        except protocol.ProtocolError as error:
+            raise serializers.ValidationError(error.detail, code=str(error.code)) from None
+
+
+class MessageEditSerializer(serializers.Serializer):
+    message = MessageTextField()
 
 
 class DirectRoomSerializer(serializers.Serializer):
