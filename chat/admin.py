@@ -1,6 +1,34 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 
 from chat.models import Membership, Message, MessageRevision, Room
+from chat.services import DIRECT_MEMBERS_ARE_FIXED, DIRECT_ROOMS_ONLY_FROM_DIRECT
+
+# Direct rooms keep their two members here too (chat.services refuses the same over REST).
+# The last-admin rule does not bind this site: operators may remove or demote a room's last
+# admin, and this is where a room without an admin gets one again.
+
+
+def _is_direct(room) -> bool:
+    return room is not None and room.type == Room.Type.DIRECT
+
+
+class RoomForm(forms.ModelForm):
+    def clean_type(self):
+        new = self.cleaned_data["type"]
+        old = None if self.instance._state.adding else self.instance.type
+        if new != old and Room.Type.DIRECT in (new, old):
+            raise forms.ValidationError(DIRECT_ROOMS_ONLY_FROM_DIRECT)
+        return new
+
+
+class MembershipForm(forms.ModelForm):
+    def clean_room(self):
+        room = self.cleaned_data["room"]
+        if _is_direct(room) and (self.instance._state.adding or self.instance.room_id != room.pk):
+            raise forms.ValidationError(DIRECT_MEMBERS_ARE_FIXED)
+        return room
 
 
 class MembershipInline(admin.TabularInline):
@@ -8,9 +36,19 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     raw_id_fields = ["user"]
 
+    def has_add_permission(self, request, obj=None):
+        return not _is_direct(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return not _is_direct(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not _is_direct(obj) and super().has_delete_permission(request, obj)
+
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
+    form = RoomForm
     list_display = ["name", "type", "id", "created_by", "created_at"]
     list_filter = ["type"]
     search_fields = ["name", "id"]
@@ -19,9 +57,25 @@ class RoomAdmin(admin.ModelAdmin):
 
 @admin.register(Membership)
 class MembershipAdmin(admin.ModelAdmin):
+    form = MembershipForm
     list_display = ["room", "user", "role", "joined_at"]
     list_filter = ["role"]
     raw_id_fields = ["room", "user"]
+
+    def has_change_permission(self, request, obj=None):
+        return not _is_direct(obj and obj.room) and super().has_change_permission(request, obj)
+
+    # Refused here, not by has_delete_permission: deleting a user or a room deletes their
+    # memberships too, and Django would refuse that whole deletion on a direct room's member.
+    def delete_model(self, request, obj):
+        if _is_direct(obj.room):
+            raise PermissionDenied(DIRECT_MEMBERS_ARE_FIXED)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        if queryset.filter(room__type=Room.Type.DIRECT).exists():
+            raise PermissionDenied(DIRECT_MEMBERS_ARE_FIXED)
+        super().delete_queryset(request, queryset)
 
 
 class MessageRevisionInline(admin.TabularInline):

@@ -53,6 +53,16 @@ class RoomSerializer(serializers.ModelSerializer):
 
 
 class RoomCreateSerializer(serializers.ModelSerializer):
+    # Direct rooms come from POST /api/chat/direct/ only: exactly two members, forever.
+    type = serializers.ChoiceField(
+        choices=[Room.Type.GROUP, Room.Type.COMMUNITY],
+        default=Room.Type.GROUP,
+        error_messages={
+            "invalid_choice": '"{input}" is not a room type you can create here '
+            '(group or community; direct rooms: POST /api/chat/direct/ {{user_id}})'
+        },
+    )
+
     class Meta:
         model = Room
         fields = ["name", "type"]

@@ -71,24 +71,55 @@ def _room_writes_serialized(room: Room) -> bool:
     return connection.vendor == "sqlite" or holds_room_lock(room.pk)
 
 
-def room_create(*, name: str, type: str, created_by) -> Room:
+def room_create(*, name: str, type: str = Room.Type.GROUP, created_by) -> Room:
     """Create a room; its creator becomes its admin member."""
+    if type == Room.Type.DIRECT:
+        raise ChatActionRefused("not_allowed", DIRECT_ROOMS_ONLY_FROM_DIRECT)
     with transaction.atomic():
         room = Room.objects.create(name=name, type=type, created_by=created_by)
         Membership.objects.create(room=room, user=created_by, role=Membership.Role.ADMIN)
     return room
 
 
+DIRECT_ROOMS_ONLY_FROM_DIRECT = (
+    "direct rooms are opened with POST /api/chat/direct/ {user_id}; create a group instead"
+)
+DIRECT_MEMBERS_ARE_FIXED = "a direct room's two members never change; create a group instead"
+LAST_ADMIN = (
+    "this member is the room's only admin, and a room must keep one to be managed; "
+    "ask an administrator to make another member admin first"
+)
+
+
 def membership_add(
     *, room: Room, user, role: str = Membership.Role.MEMBER
 ) -> tuple[Membership, bool]:
-    """Add `user` to `room`; returns (membership, created). Adding twice changes nothing."""
+    """Add `user` to `room`; returns (membership, created). Adding twice changes nothing.
+
+    A direct room keeps the two members it was created with: adding to one is refused."""
+    if room.type == Room.Type.DIRECT:
+        raise ChatActionRefused("not_allowed", DIRECT_MEMBERS_ARE_FIXED)
     return Membership.objects.get_or_create(room=room, user=user, defaults={"role": role})
 
 
 def membership_remove(*, room: Room, user) -> bool:
-    """Remove `user` from `room` and close its open sockets there; False if it was not a member."""
-    deleted, _ = Membership.objects.filter(room=room, user=user).delete()
+    """Remove `user` from `room` and close its open sockets there; False if it was not a member.
+
+    Refused for a direct room's members, and for a room's last admin (nobody could manage
+    the room after them)."""
+    if room.type == Room.Type.DIRECT:
+        raise ChatActionRefused("not_allowed", DIRECT_MEMBERS_ARE_FIXED)
+    with transaction.atomic():
+        # The admins' rows stay locked until the delete commits: two admins removing each
+        # other at once cannot both pass the check and leave the room with none.
+        admins = set(
+            Membership.objects.select_for_update()
+            .filter(room=room, role=Membership.Role.ADMIN)
+            .values_list("user_id", flat=True)
+        )
+        if admins == {user.pk}:
+            raise ChatActionRefused("not_allowed", LAST_ADMIN)
+        deleted, _ = Membership.objects.filter(room=room, user=user).delete()
     if deleted:
         transaction.on_commit(lambda: events.notify_member_removed(room.pk, user.pk))
     return bool(deleted)

@@ -103,7 +103,10 @@ class RoomMembersView(APIView):
         user = get_object_or_404(
             get_user_model(), pk=serializer.validated_data["user_id"], is_active=True
         )
-        membership, created = services.membership_add(room=room, user=user)
+        try:
+            membership, created = services.membership_add(room=room, user=user)
+        except services.ChatActionRefused as refusal:
+            raise refused(refusal) from None
         body = {"id": user.pk, "username": user.username, "role": membership.role}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -114,7 +117,11 @@ class RoomMemberView(APIView):
         """Remove a member (room admins only); their open sockets to the room are closed."""
         room = room_for_admin(request, room_id)
         user = get_object_or_404(get_user_model(), pk=user_id)
-        if not services.membership_remove(room=room, user=user):
+        try:
+            removed = services.membership_remove(room=room, user=user)
+        except services.ChatActionRefused as refusal:
+            raise refused(refusal) from None
+        if not removed:
             return Response(
                 {"detail": "user is not a member of this room"}, status=status.HTTP_404_NOT_FOUND
             )
