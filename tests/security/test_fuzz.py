@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
+from django.core.cache import cache
 from django.db.models import Max
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
+from rest_framework.test import APIClient
 
 from chat import protocol
 from chat.models import Message
@@ -353,3 +355,44 @@ async def handshake(path: str, token: str | None, origin: str | None) -> None:
     else:
         assert frame["type"] == "connection.established", frame
     await hang_up(communicator)
+
+
+rest_bodies = st.one_of(
+    st.text(max_size=200),
+    hostile_json,
+    json_values.map(json.dumps),
+    frame_objects.map(json.dumps),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            key: json_values | st.text(max_size=40)
+            for key in ("username", "password", "refresh", "name", "type", "message", "user_id")
+        },
+    ).map(json.dumps),
+)
+
+
+def test_fuzz_any_rest_body_is_answered_without_a_server_error(room, alice):
+    """Login, refresh, room creation and message edits: whatever the body, a 2xx or 4xx."""
+    message = Message.objects.create(room=room, author=alice, text="antes")
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.access_token(alice)}")
+    paths = st.sampled_from(
+        [
+            ("post", "/api/auth/token/"),
+            ("post", "/api/auth/token/refresh/"),
+            ("post", "/api/chat/rooms/"),
+            ("patch", f"/api/chat/rooms/{room.pk}/messages/{message.pk}/"),
+        ]
+    )
+
+    @FUZZ_HANDSHAKES
+    @given(target=paths, body=rest_bodies)
+    def one_request(target, body):
+        cache.clear()  # the login throttle counts in the cache
+        method, path = target
+        response = getattr(client, method)(path, data=body, content_type="application/json")
+        assert response.status_code < 500, (path, body[:200], response.content[:300])
+        assert_no_leak(response.content.decode())
+
+    one_request()
