@@ -20,6 +20,7 @@ REST_REFUSALS: dict[type[refusals.Refusal], int] = {
     refusals.RoomNotFound: status.HTTP_404_NOT_FOUND,
     refusals.NotAMember: status.HTTP_404_NOT_FOUND,  # as for any room outside the user's
     refusals.NotRoomAdmin: status.HTTP_403_FORBIDDEN,
+    refusals.LastAdmin: status.HTTP_403_FORBIDDEN,
     refusals.MessageNotFound: status.HTTP_404_NOT_FOUND,
     refusals.NotAllowed: status.HTTP_403_FORBIDDEN,
     refusals.EditWindowExpired: status.HTTP_403_FORBIDDEN,

@@ -6,10 +6,13 @@ docs/protocol.md is the prose version of this module; keep them in step.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC
 from enum import IntEnum, StrEnum
 from typing import Any
+
+from chat import json_input
 
 
 class CloseCode(IntEnum):
@@ -99,6 +102,7 @@ class FrameError(StrEnum):
     NOT_ALLOWED = "not_allowed"
     EDIT_WINDOW_EXPIRED = "edit_window_expired"
     NOT_ROOM_ADMIN = "not_room_admin"
+    LAST_ADMIN = "last_admin"
     USER_NOT_FOUND = "user_not_found"
     INVALID_REQUEST = "invalid_request"
 
@@ -137,8 +141,10 @@ class ClientFrame:
 def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
     """Turn a text frame into a ClientFrame, or raise ProtocolError saying what is wrong."""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = json_input.loads(text)
+    except json_input.JSONTooDeep as error:  # valid JSON, a shape no frame has
+        raise ProtocolError(FrameError.INVALID_FRAME, f"frame is {error.detail}") from None
+    except json_input.JSONInputError:
         raise ProtocolError(FrameError.INVALID_JSON, "frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError(FrameError.INVALID_FRAME, "frame must be a JSON object")
@@ -186,7 +192,13 @@ def _encodable(value: str, field: str) -> str:
 
 
 def _message_text(data: dict[str, Any], max_length: int) -> str:
-    message = data.get("message")
+    return valid_message_text(data.get("message"), max_length=max_length)
+
+
+def valid_message_text(message: object, *, max_length: int) -> str:
+    """The ONE rule for message text, on the socket and over REST: a non-empty string of at
+    most `max_length` characters that UTF-8 can carry. Control characters, NUL included,
+    are data (chat.fields.NulSafeTextField stores NUL on PostgreSQL too)."""
     if not isinstance(message, str):
         raise ProtocolError(FrameError.INVALID_FRAME, "'message' must be a string")
     _encodable(message, "message")
@@ -200,7 +212,13 @@ def _message_text(data: dict[str, Any], max_length: int) -> str:
 
 
 def _client_id(data: dict[str, Any]) -> str | None:
-    client_id = data.get("client_id")
+    return valid_client_id(data.get("client_id"))
+
+
+def valid_client_id(client_id: object) -> str | None:
+    """The ONE rule for a client_id, for every transport that takes one: absent, or 1 to 64
+    characters that UTF-8 can carry, none of them a control character (PostgreSQL cannot
+    store NUL in the column, and an id is not text to show: C0, DEL and C1 are refused)."""
     if client_id is None:
         return None
     if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_LENGTH:
@@ -208,7 +226,14 @@ def _client_id(data: dict[str, Any]) -> str | None:
             FrameError.INVALID_FRAME,
             f"'client_id' must be a string of 1 to {MAX_CLIENT_ID_LENGTH} characters",
         )
-    return _encodable(client_id, "client_id")
+    _encodable(client_id, "client_id")
+    if not client_id.isprintable() and any(
+        unicodedata.category(character) == "Cc" for character in client_id
+    ):
+        raise ProtocolError(
+            FrameError.INVALID_FRAME, "'client_id' may not contain control characters"
+        )
+    return client_id
 
 
 def _sync_cursor(data: dict[str, Any]) -> int:

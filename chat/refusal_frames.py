@@ -11,6 +11,7 @@ WEBSOCKET_REFUSALS: dict[type[refusals.Refusal], FrameError | Rejection] = {
     refusals.RoomNotFound: Rejection.ROOM_NOT_FOUND,
     refusals.NotAMember: Rejection.NOT_A_MEMBER,
     refusals.NotRoomAdmin: FrameError.NOT_ROOM_ADMIN,
+    refusals.LastAdmin: FrameError.LAST_ADMIN,
     refusals.MessageNotFound: FrameError.MESSAGE_NOT_FOUND,
     refusals.NotAllowed: FrameError.NOT_ALLOWED,
     refusals.EditWindowExpired: FrameError.EDIT_WINDOW_EXPIRED,

@@ -35,16 +35,24 @@ class NotRoomAdmin(Refusal):
     default_detail = "only room admins can do this"
 
 
+class LastAdmin(Refusal):
+    code = "last_admin"
+    default_detail = (
+        "this member is the room's only admin, and a room must keep one to be managed; "
+        "ask an administrator to make another member admin first"
+    )
+
+
 class MessageNotFound(Refusal):
     code = "message_not_found"
     default_detail = "no such message in this room"
 
 
 class NotAllowed(Refusal):
-    """The user may not change this message (not its author; not a room admin)."""
+    """The user may not do this: change another's message, change a direct room's members."""
 
     code = "not_allowed"
-    default_detail = "you may not change this message"
+    default_detail = "you may not do this"
 
 
 class EditWindowExpired(Refusal):

@@ -1,4 +1,6 @@
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat import protocol
@@ -51,6 +53,16 @@ class RoomSerializer(serializers.ModelSerializer):
 
 
 class RoomCreateSerializer(serializers.ModelSerializer):
+    # Direct rooms come from POST /api/chat/direct/ only: exactly two members, forever.
+    type = serializers.ChoiceField(
+        choices=[Room.Type.GROUP, Room.Type.COMMUNITY],
+        default=Room.Type.GROUP,
+        error_messages={
+            "invalid_choice": '"{input}" is not a room type you can create here '
+            "(group or community; direct rooms: POST /api/chat/direct/ {{user_id}})"
+        },
+    )
+
     class Meta:
         model = Room
         fields = ["name", "type"]
@@ -108,14 +120,33 @@ def _encodable(value: str) -> str:
     return value
 
 
-class MessageTextField(serializers.CharField):
-    """A message's text as sent; the rules for it (not blank, not too long) are the domain's."""
+@extend_schema_field(OpenApiTypes.STR)
+class MessageTextField(serializers.Field):
+    """A message's text as sent: any string UTF-8 can carry, NUL and control characters
+    included (data, as on the socket; DRF's CharField would refuse NUL and turn numbers into
+    text). Not blank and not too long is the domain's rule (services.message_text_check)."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
+    def to_representation(self, value):
+        return value
 
     def to_internal_value(self, data):
-        return _encodable(super().to_internal_value(data))
+        if not isinstance(data, str):
+            raise serializers.ValidationError("must be a string")
+        return _encodable(data)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class ClientIdField(serializers.Field):
+    """A client_id by the socket's rule, chat.protocol.valid_client_id."""
+
+    def to_representation(self, value):
+        return value
+
+    def to_internal_value(self, data):
+        try:
+            return protocol.valid_client_id(data)
+        except protocol.ProtocolError as error:
+            raise serializers.ValidationError(error.detail) from None
 
 
 class MessageEditSerializer(serializers.Serializer):
@@ -124,15 +155,10 @@ class MessageEditSerializer(serializers.Serializer):
 
 class MessagePostSerializer(serializers.Serializer):
     message = MessageTextField()
-    client_id = serializers.CharField(
+    client_id = ClientIdField(
         required=False,
-        min_length=1,
-        max_length=protocol.MAX_CLIENT_ID_LENGTH,
         help_text="a retry with the same client_id is stored once (200 with the stored message)",
     )
-
-    def validate_client_id(self, value: str) -> str:
-        return _encodable(value)
 
 
 class RoomRenameSerializer(serializers.Serializer):

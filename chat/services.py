@@ -20,6 +20,11 @@ from chat.access import accessible_rooms, can_delete_message, can_edit_message, 
 from chat.models import Membership, Message, MessageRevision, Room
 from chat.ordering import room_order
 
+DIRECT_ROOMS_ONLY_FROM_DIRECT = (
+    "direct rooms are opened with POST /api/chat/direct/ {user_id}; create a group instead"
+)
+DIRECT_MEMBERS_ARE_FIXED = "a direct room's two members never change; create a group instead"
+
 
 @dataclass(frozen=True, slots=True)
 class MessageCreateResult:
@@ -157,7 +162,10 @@ def read_marker_set(*, room: Room, user, message_id: int) -> int:
 
 
 def room_create(*, name: str, type: str = Room.Type.GROUP, created_by) -> Room:
-    """Create a room; its creator becomes its admin member."""
+    """Create a room; its creator becomes its admin member. Direct rooms come only from
+    direct_room_get_or_create."""
+    if type == Room.Type.DIRECT:
+        raise refusals.InvalidRequest(DIRECT_ROOMS_ONLY_FROM_DIRECT)
     with transaction.atomic():
         room = Room.objects.create(name=name, type=type, created_by=created_by)
         Membership.objects.create(room=room, user=created_by, role=Membership.Role.ADMIN)
@@ -180,7 +188,9 @@ def room_rename(*, room: Room, name: str, by=None) -> Room:
 def membership_add(
     *, room: Room, user, role: str = Membership.Role.MEMBER, by=None
 ) -> tuple[Membership, bool]:
-    """Add `user` to `room`; returns (membership, created). Adding twice changes nothing."""
+    """Add `user` to `room`; returns (membership, created). Adding twice changes nothing.
+    A direct room keeps the two members it was created with."""
+    _direct_members_fixed(room)
     _admin_check(room=room, by=by)
     if not user.is_active:
         raise refusals.UserNotFound()
@@ -196,13 +206,26 @@ def membership_add(
 
 
 def membership_remove(*, room: Room, user, by=None) -> bool:
-    """Remove `user` from `room`; its open sockets there close. False if it was not a member."""
+    """Remove `user` from `room`; its open sockets there close. False if it was not a member.
+
+    Refused for a direct room's members, and, asked by a user, for a room's last admin
+    (nobody could manage the room after them); the room's order makes two admins removing
+    each other leave one. The system (`by=None`: an operator in the admin) may remove it."""
+    _direct_members_fixed(room)
     _admin_check(room=room, by=by)
     with room_order(room.pk), transaction.atomic():
+        admins = Membership.objects.filter(room=room, role=Membership.Role.ADMIN)
+        if by is not None and set(admins.values_list("user_id", flat=True)) == {user.pk}:
+            raise refusals.LastAdmin()
         deleted, _ = Membership.objects.filter(room=room, user=user).delete()
         if deleted:
             events.announce_on_commit(events.MemberRemoved(room.pk, user.pk))
     return bool(deleted)
+
+
+def _direct_members_fixed(room: Room) -> None:
+    if room.type == Room.Type.DIRECT:
+        raise refusals.NotAllowed(DIRECT_MEMBERS_ARE_FIXED)
 
 
 def user_deactivated(*, user) -> None:

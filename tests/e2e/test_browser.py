@@ -166,9 +166,7 @@ def test_reconnect_recovers_missed_messages_without_duplicates(new_page):
 
     admin.route_web_socket(re.compile(r"/ws/chat/"), route)
     history_requests = []
-    admin.on(
-        "request", lambda r: "/messages/" in r.url and history_requests.append(r.url)
-    )
+    admin.on("request", lambda r: "/messages/" in r.url and history_requests.append(r.url))
     open_room(admin, GERENCIA)
     open_room(maria, GERENCIA)
     before = unique("antes da queda")

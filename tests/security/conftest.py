@@ -25,7 +25,6 @@ LEAK_PATTERN = re.compile(
 )
 
 
-
 async def stored_count() -> int:
     return await Message.objects.acount()
 

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import pytest
+from django.core.cache import cache
 from django.db.models import Max
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
+from rest_framework.test import APIClient
 
-from chat import protocol
+from chat import json_input, protocol
+from chat.json_input import MAX_JSON_DEPTH
 from chat.models import Message
 from chat.protocol import CLIENT_TYPES
 from tests import factories
@@ -108,6 +111,19 @@ valid_frames = st.fixed_dictionaries(
         "is_typing": st.booleans(),
     },
 )
+# JSON text Python's parser chokes on: nesting around and far past the bound (RecursionError
+# at ~1,000 levels), numbers past float range or past int()'s 4,300 digits.
+deep_json = st.integers(min_value=MAX_JSON_DEPTH - 2, max_value=3000).flatmap(
+    lambda depth: st.sampled_from(["[" * depth + "]" * depth, '{"a":' * depth + "0" + "}" * depth])
+)
+huge_numbers = st.sampled_from(["1e400", "-1e400", "1e-400", "-0.0"]) | st.integers(
+    min_value=4200, max_value=5000
+).map(lambda digits: "9" * digits)
+hostile_json = deep_json | st.builds(
+    lambda key, raw: '{"message": "x", ' + json.dumps(key) + ": " + raw + "}",
+    KEYS | st.just("extra"),
+    deep_json | huge_numbers,
+)
 text_frames = st.one_of(
     st.text(max_size=300),
     valid_frames.map(json.dumps),
@@ -117,6 +133,7 @@ text_frames = st.one_of(
     json_values.map(json.dumps),
     # JSON escapes of characters that cannot be encoded as UTF-8
     st.builds(lambda c: json.dumps({"message": f"a{c}b"}), LONE_SURROGATES),
+    hostile_json,
 )
 
 
@@ -227,6 +244,8 @@ def protocol_frame(output: dict) -> dict:
     assert frame["type"] in SERVER_TYPES, frame
     if frame["type"] == "error":
         assert frame["code"] in FRAME_ERROR_CODES, frame
+        # The database is up: a write that fails is input the parser should have refused.
+        assert frame["code"] != "not_persisted", frame
         assert isinstance(frame["detail"], str)
     return frame
 
@@ -253,7 +272,7 @@ async def finish(state: Sockets) -> None:
 
 def _is_ping(text: str) -> bool:
     try:
-        frame = json.loads(text)
+        frame = json_input.loads(text)
     except ValueError:
         return False
     return isinstance(frame, dict) and frame.get("type") == "ping"
@@ -261,9 +280,33 @@ def _is_ping(text: str) -> bool:
 
 def _sent_message(text: str):
     try:
-        return json.loads(text).get("message")
+        return json_input.loads(text).get("message")
     except (ValueError, AttributeError):
         return None
+
+
+def test_fuzz_public_room_any_text_frame_gets_a_protocol_answer(runner, db, settings):
+    """The anonymous public room parses frames like a real room and must survive them too."""
+    settings.CHAT_RATE_LIMIT_BURST = settings.CHAT_PUBLIC_IP_RATE_LIMIT_BURST = 10**6
+    sockets = {}
+
+    async def exchange(text: str) -> None:
+        if sockets.get("public") is None:
+            sockets["public"] = await joined("/ws/chat/teste/")
+        public, sockets["public"] = sockets["public"], None  # fresh after a failed example
+        await send_text(public, text)
+        await send_text(public, '{"type": "ping"}')
+        await frames_until(public, pongs=2 if _is_ping(text) else 1)
+        sockets["public"] = public
+
+    @FUZZ_HANDSHAKES
+    @given(text=text_frames)
+    def one_frame(text: str) -> None:
+        runner.run(exchange(text))
+
+    one_frame()
+    if sockets.get("public") is not None:
+        runner.run(hang_up(sockets["public"]))
 
 
 handshake_parts = st.text(
@@ -311,3 +354,44 @@ async def handshake(path: str, token: str | None, origin: str | None) -> None:
     else:
         assert frame["type"] == "connection.established", frame
     await hang_up(communicator)
+
+
+rest_bodies = st.one_of(
+    st.text(max_size=200),
+    hostile_json,
+    json_values.map(json.dumps),
+    frame_objects.map(json.dumps),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            key: json_values | st.text(max_size=40)
+            for key in ("username", "password", "refresh", "name", "type", "message", "user_id")
+        },
+    ).map(json.dumps),
+)
+
+
+def test_fuzz_any_rest_body_is_answered_without_a_server_error(room, alice):
+    """Login, refresh, room creation and message edits: whatever the body, a 2xx or 4xx."""
+    message = Message.objects.create(room=room, author=alice, text="antes")
+    client = APIClient(raise_request_exception=False)
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {factories.access_token(alice)}")
+    paths = st.sampled_from(
+        [
+            ("post", "/api/auth/token/"),
+            ("post", "/api/auth/token/refresh/"),
+            ("post", "/api/chat/rooms/"),
+            ("patch", f"/api/chat/rooms/{room.pk}/messages/{message.pk}/"),
+        ]
+    )
+
+    @FUZZ_HANDSHAKES
+    @given(target=paths, body=rest_bodies)
+    def one_request(target, body):
+        cache.clear()  # the login throttle counts in the cache
+        method, path = target
+        response = getattr(client, method)(path, data=body, content_type="application/json")
+        assert response.status_code < 500, (path, body[:200], response.content[:300])
+        assert_no_leak(response.content.decode())
+
+    one_request()
