@@ -219,11 +219,20 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- CORS (React dev server) and WebSocket origins share one list.
+# --- CORS and WebSocket origins share one list, matched exactly (scheme, host, port):
+# chat/origin.py. Defaults: the React (3000) and Vite (5173) dev servers.
 CHAT_ALLOWED_ORIGINS = env.list(
-    "CHAT_ALLOWED_ORIGINS", default=["http://localhost:3000", "http://127.0.0.1:3000"]
+    "CHAT_ALLOWED_ORIGINS",
+    default=[
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+        "http://localhost:5173",
+        "http://127.0.0.1:5173",
+    ],
 )
 CORS_ALLOWED_ORIGINS = CHAT_ALLOWED_ORIGINS
+# A 429's Retry-After must be readable by the page's JavaScript to back off.
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 # --- Chat behaviour
 CHAT_PUBLIC_TEST_ROOM = env.bool("CHAT_PUBLIC_TEST_ROOM", default=True)
