@@ -190,6 +190,10 @@ else:
 # on a failure or a Redis restart its sockets are closed with 1013 so clients reconnect and
 # recover what they missed with `after=`.
 CHAT_LAYER_CHECK_SECONDS = env.float("CHAT_LAYER_CHECK_SECONDS", default=5.0)
+# How often each server process checks, in one query, that its sockets' users are still
+# active and members: a change made where no event reaches it (manage.py shell, SQL, another
+# process on the in-memory layer) closes their sockets within this time (4401 / 4403).
+CHAT_ACCOUNT_CHECK_SECONDS = env.float("CHAT_ACCOUNT_CHECK_SECONDS", default=10.0)
 
 # --- REST API
 REST_FRAMEWORK = {
