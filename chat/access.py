@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import F, QuerySet
 
-from chat.models import Message, Room
+from chat.models import Membership, Message, Room
 from chat.refusals import NotAMember, Refusal, RoomNotFound
+
+
+class AccessLost(StrEnum):
+    """Why an open connection lost its access (the values are the sockets' close reasons)."""
+
+    REMOVED_FROM_ROOM = "removed_from_room"
+    USER_INACTIVE = "user_inactive"
+    USER_DELETED = "user_deleted"
 
 
 def accessible_rooms(user) -> QuerySet[Room]:
@@ -70,6 +80,47 @@ def _room_or_refusal(room: Room | None, exists: bool) -> tuple[Room | None, Refu
     if room is not None:
         return room, None
     return None, NotAMember() if exists else RoomNotFound()
+
+
+# Rooms per query of refused_connections: well under every backend's limit on query
+# parameters (SQLite's is 32,766; builds older than 3.32, 999).
+ROOMS_PER_QUERY = 900
+
+
+def refused_connections(
+    pairs: set[tuple[int, uuid.UUID]],
+) -> dict[tuple[int, uuid.UUID], AccessLost]:
+    """Which open connections, as (user pk, room pk), the rule no longer lets in, and why:
+    user inactive, deleted, or not a member any more.
+
+    One query per ROOMS_PER_QUERY rooms: the rooms' memberships with their users' `is_active`
+    (an index range per room: the cost is the rooms' members, never users x rooms); one more
+    only when some connection lost its membership, to say why."""
+    rooms = list({room_pk for _, room_pk in pairs})
+    members: dict[tuple[int, uuid.UUID], bool] = {}
+    for start in range(0, len(rooms), ROOMS_PER_QUERY):
+        batch = Membership.objects.filter(room__in=rooms[start : start + ROOMS_PER_QUERY])
+        rows = batch.values_list("user_id", "room_id", "user__is_active")
+        members.update(((user_pk, room_pk), active) for user_pk, room_pk, active in rows)
+    refused = {pair: AccessLost.USER_INACTIVE for pair in pairs if members.get(pair) is False}
+    lost = [pair for pair in pairs if pair not in members]
+    if lost:
+        refused |= _why_memberships_were_lost(lost)
+    return refused
+
+
+def _why_memberships_were_lost(pairs: list[tuple[int, uuid.UUID]]) -> dict[tuple, AccessLost]:
+    """Removed from the room, unless the user was deactivated too or deleted (its memberships
+    went with it): then what its handshake would say."""
+    users = get_user_model().objects.filter(pk__in={user_pk for user_pk, _ in pairs})
+    active = dict(users.values_list("pk", "is_active"))
+    return {pair: _lost_membership_reason(active.get(pair[0])) for pair in pairs}
+
+
+def _lost_membership_reason(user_is_active: bool | None) -> AccessLost:
+    if user_is_active is None:
+        return AccessLost.USER_DELETED
+    return AccessLost.REMOVED_FROM_ROOM if user_is_active else AccessLost.USER_INACTIVE
 
 
 def is_room_admin(user, room: Room) -> bool:

@@ -10,6 +10,12 @@ refreshes the process's room subscriptions (chat.fanout), so a long-lived socket
 falls out of its room by group expiry.
 
 It also closes every socket with 1001 when daphne shuts down (SIGTERM).
+
+On every layer, a second task per process checks accounts every CHAT_ACCOUNT_CHECK_SECONDS:
+a user deactivated or removed from a room where no event reaches this process (`manage.py
+shell`, a cron job, SQL, another process on the in-memory layer) has its sockets closed
+within that time, as the admin's event does at once (chat.signals). One query per check
+(chat.access.refused_connections); nothing runs per message.
 """
 
 from __future__ import annotations
@@ -38,10 +44,12 @@ class LiveSocket(Protocol):
 
 _open_sockets: weakref.WeakSet = weakref.WeakSet()
 _watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+_account_checks: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
 def socket_opened(socket: LiveSocket) -> None:
     _open_sockets.add(socket)
+    _ensure_account_check()
     if settings.REDIS_URL:
         _ensure_watchdog()
 
@@ -59,6 +67,61 @@ def _ensure_watchdog() -> None:
     task = _watchdogs.get(loop)
     if task is None or task.done():
         _watchdogs[loop] = loop.create_task(LayerWatchdog().run())
+
+
+def _ensure_account_check() -> None:
+    loop = asyncio.get_running_loop()
+    task = _account_checks.get(loop)
+    if task is None or task.done():
+        _account_checks[loop] = loop.create_task(check_accounts_while_sockets_open())
+
+
+async def check_accounts_while_sockets_open() -> None:
+    """Every CHAT_ACCOUNT_CHECK_SECONDS; ends when the process has no socket left (the next
+    socket starts it again)."""
+    while _open_sockets:
+        await asyncio.sleep(settings.CHAT_ACCOUNT_CHECK_SECONDS)
+        try:
+            await close_refused_sockets()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database is down: sockets stay, the next check retries
+            logger.exception("account check failed")
+
+
+def _rejections() -> dict:
+    from chat.access import AccessLost
+    from chat.protocol import Rejection
+
+    return {
+        AccessLost.REMOVED_FROM_ROOM: Rejection.REMOVED_FROM_ROOM,
+        AccessLost.USER_INACTIVE: Rejection.USER_INACTIVE,
+        AccessLost.USER_DELETED: Rejection.TOKEN_INVALID,  # what its handshake would say
+    }
+
+
+async def close_refused_sockets() -> None:
+    """Close the sockets whose user or membership the access rule no longer admits."""
+    from channels.db import database_sync_to_async
+
+    from chat.access import refused_connections
+
+    sockets: dict[tuple, list] = {}
+    for socket in list(_open_sockets):
+        entry = _presence_entry(socket)  # (room, user, socket id) of an open member socket
+        if entry is not None:
+            sockets.setdefault((entry[1], entry[0]), []).append(socket)
+    if not sockets:
+        return
+    refused = await database_sync_to_async(refused_connections)(set(sockets))
+    closing = [
+        socket.reject(_rejections()[reason])
+        for pair, reason in refused.items()
+        for socket in sockets[pair]
+    ]
+    if closing:
+        logger.info("account check: closing %d sockets", len(closing))
+        await asyncio.gather(*closing, return_exceptions=True)
 
 
 class LayerWatchdog:

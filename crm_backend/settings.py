@@ -189,6 +189,10 @@ else:
 # on a failure or a Redis restart its sockets are closed with 1013 so clients reconnect and
 # recover what they missed with `after=`.
 CHAT_LAYER_CHECK_SECONDS = env.float("CHAT_LAYER_CHECK_SECONDS", default=5.0)
+# How often each server process checks, in one query, that its sockets' users are still
+# active and members: a change made where no event reaches it (manage.py shell, SQL, another
+# process on the in-memory layer) closes their sockets within this time (4401 / 4403).
+CHAT_ACCOUNT_CHECK_SECONDS = env.float("CHAT_ACCOUNT_CHECK_SECONDS", default=10.0)
 
 # --- REST API
 REST_FRAMEWORK = {
@@ -226,11 +230,20 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- CORS (React dev server) and WebSocket origins share one list.
+# --- CORS and WebSocket origins share one list, matched exactly (scheme, host, port):
+# chat/origin.py. Defaults: the React (3000) and Vite (5173) dev servers.
 CHAT_ALLOWED_ORIGINS = env.list(
-    "CHAT_ALLOWED_ORIGINS", default=["http://localhost:3000", "http://127.0.0.1:3000"]
+    "CHAT_ALLOWED_ORIGINS",
+    default=[
+        "http://localhost:3000",
+        "http://127.0.0.1:3000",
+        "http://localhost:5173",
+        "http://127.0.0.1:5173",
+    ],
 )
 CORS_ALLOWED_ORIGINS = CHAT_ALLOWED_ORIGINS
+# A 429's Retry-After must be readable by the page's JavaScript to back off.
+CORS_EXPOSE_HEADERS = ["Retry-After"]
 
 # --- Chat behaviour
 CHAT_PUBLIC_TEST_ROOM = env.bool("CHAT_PUBLIC_TEST_ROOM", default=True)

@@ -304,6 +304,54 @@ async def test_typing_timeout_restarts_with_each_true(room, alice, bob, settings
     await close_all(typist, reader)
 
 
+async def typing_frames_until_quiet(reader, quiet: float) -> list[bool]:
+    seen = []
+    while not await reader.receive_nothing(quiet):
+        frame = await reader.receive_json_from()
+        assert frame["type"] == "typing", frame
+        seen.append(frame["is_typing"])
+    return seen
+
+
+async def test_typing_stop_dropped_by_the_rate_limit_still_reaches_observers(
+    room, alice, bob, settings
+):
+    """A client that sends `false` after each message: after three quick messages its third
+    stop finds the typing bucket empty. Observers must still end on "not typing"."""
+    settings.CHAT_TYPING_TIMEOUT_SECONDS = 1.0
+    typist = await member(room, alice, ignore=NO_PRESENCE)
+    reader = await member(room, bob, ignore=NO_PRESENCE)
+
+    for is_typing in (True, False, True, False):  # messages one and two: the burst of 4
+        await typist.send_json_to({"type": "typing", "is_typing": is_typing})
+    assert await typing_frames_until_quiet(reader, 0.3) == [True, False, True, False]
+    await asyncio.sleep(0.3)  # the bucket refills one relay: message three starts
+    await typist.send_json_to({"type": "typing", "is_typing": True})
+    await typist.send_json_to({"type": "typing", "is_typing": False})  # no token left
+    assert await reader.receive_json_from() == typing_of(alice, True, room)
+
+    # within the typing timeout, and once
+    assert await reader.receive_json_from(timeout=1.0) == typing_of(alice, False, room)
+    assert await reader.receive_nothing(1.5)
+    await close_all(typist, reader)
+
+
+async def test_typing_flipping_in_a_loop_stays_throttled_and_ends_not_typing(
+    room, alice, bob, settings
+):
+    settings.CHAT_TYPING_TIMEOUT_SECONDS = 1.0
+    typist = await member(room, alice, ignore=NO_PRESENCE)
+    reader = await member(room, bob, ignore=NO_PRESENCE)
+    for _ in range(20):
+        await typist.send_json_to({"type": "typing", "is_typing": True})
+        await typist.send_json_to({"type": "typing", "is_typing": False})
+
+    seen = await typing_frames_until_quiet(reader, 1.5)
+    assert len(seen) <= 8, seen  # the burst of 4 and what refills meanwhile, not 40
+    assert seen[-1] is False
+    await close_all(typist, reader)
+
+
 async def test_typing_closing_the_socket_sends_typing_false(room, alice, bob):
     typist = await member(room, alice)
     reader = await member(room, bob)

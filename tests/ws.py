@@ -48,6 +48,7 @@ async def open_socket(
     token: str | None = None,
     origin: str | None = None,
     bearer: str | None = None,
+    host: str | None = None,
     ignore=AMBIENT_TYPES,
 ) -> ChatCommunicator:
     if token is not None:
@@ -55,6 +56,8 @@ async def open_socket(
     headers = []
     if origin is not None:
         headers.append((b"origin", origin.encode()))
+    if host is not None:
+        headers.append((b"host", host.encode()))
     if bearer is not None:
         headers.append((b"authorization", f"Bearer {bearer}".encode()))
     communicator = ChatCommunicator(application, path, headers=headers)

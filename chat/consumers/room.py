@@ -180,7 +180,11 @@ class ChatConsumer(BaseChatConsumer):
         if not frame.is_typing and getattr(self, "typing_since", None) is None:
             return
         if not self.typing_bucket().allow():
-            return  # a client flipping true/false in a loop: typing is best effort, let it go
+            # A client flipping true/false in a loop: typing is best effort, let it go. But a
+            # dropped stop is relayed once the bucket refills, or observers see typing forever.
+            if not frame.is_typing:
+                self.stop_typing_after(1 / TYPING_RELAYS_PER_SECOND)
+            return
         self.typing_since = now if frame.is_typing else None
         self.typing_relayed_at = now
         await self.relay_typing(frame.is_typing)
@@ -196,11 +200,15 @@ class ChatConsumer(BaseChatConsumer):
             timer.cancel()
         self.typing_timer = None
         if is_typing:
-            loop = asyncio.get_running_loop()
-            self.typing_timer = loop.call_later(
-                settings.CHAT_TYPING_TIMEOUT_SECONDS,
-                lambda: loop.create_task(self.stop_typing()),
-            )
+            self.stop_typing_after(settings.CHAT_TYPING_TIMEOUT_SECONDS)
+
+    def stop_typing_after(self, seconds: float) -> None:
+        """Arm the one typing timer: the stop is relayed then, unless typing changes first."""
+        timer = getattr(self, "typing_timer", None)
+        if timer is not None:
+            timer.cancel()
+        loop = asyncio.get_running_loop()
+        self.typing_timer = loop.call_later(seconds, lambda: loop.create_task(self.stop_typing()))
 
     async def stop_typing(self) -> None:
         if getattr(self, "typing_since", None) is not None and not self.closing:
