@@ -1,5 +1,6 @@
 """accounts.client_address: the one client-address rule every per-address limit keys on."""
 
+import re
 import subprocess
 import sys
 
@@ -95,6 +96,15 @@ def test_trusted_proxies_parses_addresses_and_networks():
 def test_a_bad_trusted_proxy_is_refused_with_a_clear_error(entry):
     with pytest.raises(ImproperlyConfigured, match=f"CHAT_TRUSTED_PROXIES: '{entry}'"):
         trusted_proxies([entry])
+
+
+def test_readme_deployment_trusts_its_proxy_instead_of_daphne_proxy_headers():
+    """daphne's --proxy-headers believes the leftmost, client-chosen X-Forwarded-For entry."""
+    readme = (PROJECT_DIR / "README.md").read_text()
+    production = readme[readme.index("## Production and scaling out") : readme.index("## Tests")]
+    assert not re.search(r"daphne[^`\n]*--proxy-headers", production), "a daphne command uses it"
+    assert "CHAT_TRUSTED_PROXIES=127.0.0.1" in production
+    assert "$proxy_add_x_forwarded_for" in production
 
 
 def test_a_bad_trusted_proxy_stops_the_server_at_start_up(tmp_path):
