@@ -5,11 +5,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView
 
 from accounts.serializers import UserSerializer
+from accounts.throttling import ClientAddressScopedRateThrottle
 from accounts.tickets import ticket_issue
 
 
@@ -21,7 +21,7 @@ class ConnectionTicketSerializer(serializers.Serializer):
 class LoginView(TokenObtainPairView):
     """Username and password in, `{access, refresh}` out; throttled against guessing."""
 
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientAddressScopedRateThrottle]
     throttle_scope = "login"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import environ
 
+from accounts.client_address import trusted_proxies
 from crm_backend.csp import add_static_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -266,6 +267,10 @@ CHAT_PUBLIC_IP_RATE_LIMIT_BURST = env.int("CHAT_PUBLIC_IP_RATE_LIMIT_BURST", def
 # refused with rate_limited/4429 before any token work, until the bucket refills.
 CHAT_FAILED_HANDSHAKES_PER_MINUTE = env.float("CHAT_FAILED_HANDSHAKES_PER_MINUTE", default=60.0)
 CHAT_FAILED_HANDSHAKES_BURST = env.int("CHAT_FAILED_HANDSHAKES_BURST", default=100)
+# The proxies in front of the server (addresses, CIDR networks): only when the direct peer is one
+# of them is X-Forwarded-For read, right to left, for the client address every per-address
+# limit keys on (accounts/client_address.py). Default none: the peer is the client.
+CHAT_TRUSTED_PROXIES = trusted_proxies(env.list("CHAT_TRUSTED_PROXIES", default=[]))
 # Authors may edit a message for this long after sending it (deleting has no time limit).
 # A connection ticket (POST /api/chat/ws-ticket/) opens one socket within this many seconds.
 CHAT_TICKET_SECONDS = env.int("CHAT_TICKET_SECONDS", default=30)

@@ -8,6 +8,7 @@ from channels.db import database_sync_to_async
 from django.core.checks import run_checks
 from rest_framework_simplejwt.tokens import AccessToken
 
+from chat import ratelimit
 from chat.models import Message
 from tests import factories
 from tests.ws import assert_rejected, joined, open_socket, room_path
@@ -72,6 +73,65 @@ async def test_failed_handshakes_from_one_address_are_then_refused_with_4429(roo
     await asyncio.sleep(0.3)
     allowed = await joined(room_path(room), token=factories.access_token(alice))
     await allowed.disconnect()
+
+
+async def refusals_of(sockets) -> list[tuple[str, int]]:
+    """Each socket's first frame (its error code, or connection.established) and close code."""
+    outcomes = []
+    for socket in sockets:
+        frame = await socket.receive_json_from()
+        if frame["type"] != "error":
+            outcomes.append((frame["type"], None))
+            await socket.disconnect()
+            continue
+        closed = await socket.receive_output()
+        await socket.disconnect(code=closed["code"])
+        outcomes.append((frame["code"], closed["code"]))
+    return outcomes
+
+
+async def test_failed_handshakes_sent_together_are_refused_past_the_burst(room, settings):
+    """Issue 15 item 13: 10 bad handshakes at once against a burst of 3 let 3 through, not 10."""
+    settings.CHAT_FAILED_HANDSHAKES_BURST = 3
+    settings.CHAT_FAILED_HANDSHAKES_PER_MINUTE = 0.01
+    sockets = await asyncio.gather(
+        *(open_socket(room_path(room), token=f"bad{n}") for n in range(10))
+    )
+    outcomes = await refusals_of(sockets)
+    assert sorted(outcomes) == [("rate_limited", 4429)] * 7 + [("token_invalid", 4401)] * 3
+
+
+async def test_good_handshakes_sent_together_from_one_address_all_connect(
+    room, alice, bob, settings
+):
+    """More members than the failure burst connecting at once from one address (an office
+    behind NAT): they wait for each other's checks, none is refused, and no token is spent."""
+    settings.CHAT_FAILED_HANDSHAKES_BURST = 2
+    settings.CHAT_FAILED_HANDSHAKES_PER_MINUTE = 0.01
+    tokens = [factories.access_token(user) for user in (alice, bob) * 4]
+    sockets = await asyncio.gather(*(open_socket(room_path(room), token=t) for t in tokens))
+    assert await refusals_of(sockets) == [("connection.established", None)] * 8
+    for _ in range(2):
+        await assert_rejected(
+            await open_socket(room_path(room), token="bad"), "token_invalid", 4401
+        )
+    await assert_rejected(await open_socket(room_path(room), token="bad"), "rate_limited", 4429)
+
+
+async def test_attempt_limiter_holds_a_token_per_attempt_in_flight():
+    limiter = ratelimit.AttemptLimiter(rate=0.0001, burst=2)
+    assert await limiter.admit("a") and await limiter.admit("a")
+    third = asyncio.create_task(limiter.admit("a"))
+    gone = asyncio.create_task(limiter.admit("a"))
+    await asyncio.sleep(0)
+    assert not third.done() and not gone.done(), "both tokens are held: wait"
+    gone.cancel()  # its client went away while it waited
+    assert await limiter.admit("b"), "other addresses are not held up"
+    limiter.settle("a", failed=False)  # a success gives its token back ...
+    assert await third
+    limiter.settle("a", failed=True)  # ... a failure spends it
+    limiter.settle("a", failed=True)
+    assert not await limiter.admit("a"), "no token left: refused at once"
 
 
 async def test_token_expiring_while_connected_closes_the_socket_at_expiry(room, alice):

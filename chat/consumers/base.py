@@ -14,6 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from accounts.client_address import scope_client_address
 from chat import liveness, protocol
 from chat.backpressure import watch_send_backlog
 from chat.broadcast_frames import framed_socket, write_frame
@@ -28,7 +29,7 @@ from chat.protocol import (
     ProtocolError,
     Rejection,
 )
-from chat.ratelimit import BucketRegistry, TokenBucket, registry
+from chat.ratelimit import AttemptLimiter, BucketRegistry, TokenBucket, attempt_limiter
 
 logger = logging.getLogger("chat.consumers")
 
@@ -265,12 +266,12 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
 
 
 def client_ip(scope: dict) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
+    """The address per-IP limits key on: the peer, or what trusted proxies say it is."""
+    return scope_client_address(scope)
 
 
-def failed_handshakes() -> BucketRegistry:
-    return registry(
+def failed_handshakes() -> AttemptLimiter:
+    return attempt_limiter(
         "failed-handshakes",
         rate=settings.CHAT_FAILED_HANDSHAKES_PER_MINUTE / 60,
         burst=settings.CHAT_FAILED_HANDSHAKES_BURST,

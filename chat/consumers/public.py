@@ -26,6 +26,7 @@ class TestChatConsumer(BaseChatConsumer):
         if not origin_allowed(self.scope, public_room=True):
             return await self.reject(Rejection.ORIGIN_NOT_ALLOWED)
         self.display_name = _query_display_name(self.scope) or ANONYMOUS_NAME
+        self.shared_rate_key = client_ip(self.scope)
         if not await self.join_group(PUBLIC_ROOM_GROUP):
             return
         await self.accept()
@@ -61,7 +62,6 @@ class TestChatConsumer(BaseChatConsumer):
     }
 
     def shared_rate_limit(self) -> BucketRegistry:
-        self.shared_rate_key = client_ip(self.scope)
         return registry(
             "public-ip",
             rate=settings.CHAT_PUBLIC_IP_RATE_LIMIT_PER_SECOND,

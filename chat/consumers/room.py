@@ -61,8 +61,6 @@ class ChatConsumer(BaseChatConsumer):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
         rejection = await self.connection_rejection(room_id)
         if rejection is not None:
-            if rejection.close_code == CloseCode.UNAUTHORIZED:
-                failed_handshakes().allow(client_ip(self.scope))  # spends one failure token
             detail = HANDSHAKE_RATE_LIMITED if rejection == Rejection.RATE_LIMITED else None
             return await self.reject(rejection, detail)
         if not await self.join_group(room_group_name(self.room.pk)):
@@ -80,11 +78,26 @@ class ChatConsumer(BaseChatConsumer):
         logger.info("WebSocket connected: user=%s room=%s", self.user.username, self.room.pk)
 
     async def connection_rejection(self, room_id: str) -> Rejection | None:
-        """The first failing check, in the protocol's order: origin, auth, room, membership."""
+        """The first failing check, in the protocol's order: origin, auth, room, membership.
+
+        Failed authentications (4401) count against the client address's limit, exactly even
+        when many run at once (chat.ratelimit.AttemptLimiter); past it, an address is refused
+        before any token or database work."""
         if not origin_allowed(self.scope, public_room=False):
             return Rejection.ORIGIN_NOT_ALLOWED
-        if failed_handshakes().exhausted(client_ip(self.scope)):
+        address, handshakes = client_ip(self.scope), failed_handshakes()
+        if not await handshakes.admit(address):
             return Rejection.RATE_LIMITED
+        rejection = None
+        try:
+            rejection = await self.access_rejection(room_id)
+        finally:
+            failed = rejection is not None and rejection.close_code == CloseCode.UNAUTHORIZED
+            handshakes.settle(address, failed=failed)
+        return rejection
+
+    async def access_rejection(self, room_id: str) -> Rejection | None:
+        """Authentication, room and membership, checked with other handshakes waiting."""
         credential = credential_from_scope(self.scope)
         if credential is None:
             return Rejection.AUTHENTICATION_REQUIRED
