@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
+
 # The attributes of twisted.internet.abstract.FileDescriptor (a TCP transport) read here.
 TRANSPORT_BUFFER_ATTRIBUTES = ("producerPaused", "dataBuffer", "offset", "_tempDataLen")
 
@@ -31,11 +33,23 @@ TRANSPORT_BUFFER_ATTRIBUTES = ("producerPaused", "dataBuffer", "offset", "_tempD
 class SendBacklog:
     """What a socket's transport holds: how many bytes, and since when more than its buffer size."""
 
-    __slots__ = ("full_since", "transport")  # one per open socket
+    __slots__ = ("budget_bytes", "full_since", "slow_seconds", "transport")  # one per socket
 
-    def __init__(self, transport) -> None:
+    def __init__(self, transport, *, budget_bytes: int, slow_seconds: float) -> None:
         self.transport = transport
         self.full_since: float | None = None
+        # Read from settings once per socket: a settings lookup costs more than this whole check.
+        self.budget_bytes = budget_bytes
+        self.slow_seconds = slow_seconds
+
+    def behind(self, frame_length: int) -> str | None:
+        """Why this socket cannot take a frame of `frame_length` more, or None if it can."""
+        queued = self.queued_bytes()
+        if queued + frame_length > self.budget_bytes:
+            return f"{queued} bytes queued: over CHAT_SOCKET_BUFFER_BYTES"
+        if self.seconds_behind() > self.slow_seconds:
+            return "send buffer full for CHAT_SLOW_RECEIVER_SECONDS"
+        return None
 
     def queued_bytes(self) -> int:
         """Bytes written to the transport that the kernel has not taken yet.
@@ -76,4 +90,8 @@ def watch_send_backlog(send) -> SendBacklog | None:
         hasattr(transport, name) for name in TRANSPORT_BUFFER_ATTRIBUTES
     ):
         return None
-    return SendBacklog(transport)
+    return SendBacklog(
+        transport,
+        budget_bytes=settings.CHAT_SOCKET_BUFFER_BYTES,
+        slow_seconds=settings.CHAT_SLOW_RECEIVER_SECONDS,
+    )

@@ -7,7 +7,7 @@ from functools import partial
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 
-from chat.backpressure import watch_send_backlog
+from chat.backpressure import SendBacklog, watch_send_backlog
 
 
 class StubReactor:
@@ -61,6 +61,14 @@ def test_queued_bytes_are_what_twisted_holds_that_the_kernel_did_not_take():
     transport.doWrite()
     transport.doWrite()
     assert backlog.queued_bytes() == 0
+
+
+def test_a_frame_that_would_take_a_socket_past_its_buffer_budget_is_refused():
+    transport = Transport()
+    backlog = SendBacklog(transport, budget_bytes=100, slow_seconds=10)
+    transport.write(b"a" * 80)
+    assert backlog.behind(20) is None
+    assert backlog.behind(21) == "80 bytes queued: over CHAT_SOCKET_BUFFER_BYTES"
 
 
 def test_other_servers_and_other_transports_are_unknown_and_not_watched():

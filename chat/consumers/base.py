@@ -140,12 +140,8 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         backlog = self.send_backlog
         if backlog is None:
             return False  # not under daphne: unknown, keep going
-        queued = backlog.queued_bytes()
-        if queued + len(frame or "") > settings.CHAT_SOCKET_BUFFER_BYTES:
-            why = f"{queued} bytes queued: over CHAT_SOCKET_BUFFER_BYTES"
-        elif backlog.seconds_behind() > settings.CHAT_SLOW_RECEIVER_SECONDS:
-            why = "send buffer full for CHAT_SLOW_RECEIVER_SECONDS"
-        else:
+        why = backlog.behind(len(frame or ""))
+        if why is None:
             return False
         logger.warning(
             "slow receiver: user=%s path=%s (%s)", self.log_user(), self.scope["path"], why
