@@ -230,7 +230,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             return await self.layer_overflow(event)
         framed = self.framed_socket
         if framed is None or not write_frame(framed, frame):
-            await super().send(text_data=frame)  # its budget is checked already
+            await self.send(text_data=frame)
 
     async def room_event(self, event: dict) -> None:
         """An event of this socket's room, handed over by the process's RoomHub (chat.fanout)."""
