@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from accounts.client_address import trusted_proxies
 from crm_backend.csp import add_static_headers
@@ -148,6 +149,9 @@ CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=1000)
 # A socket whose client has not read for this long while its room kept talking is closed with
 # 1013 (under daphne; chat/backpressure.py), instead of the server buffering for it without end.
 CHAT_SLOW_RECEIVER_SECONDS = env.float("CHAT_SLOW_RECEIVER_SECONDS", default=10.0)
+# Bytes the server may hold queued for one socket (broadcasts, its own answers, errors) before
+# it closes that socket with 1013 instead of buffering more (under daphne; chat/backpressure.py).
+CHAT_SOCKET_BUFFER_BYTES = env.int("CHAT_SOCKET_BUFFER_BYTES", default=4 * 1024 * 1024)
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="crm_chat")
 CHANNEL_LAYER_GROUP_EXPIRY = env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400)
 if REDIS_URL:
@@ -255,6 +259,23 @@ CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=64 * 1024)
 CHAT_RATE_LIMIT_PER_SECOND = env.float("CHAT_RATE_LIMIT_PER_SECOND", default=10.0)
 CHAT_RATE_LIMIT_BURST = env.int("CHAT_RATE_LIMIT_BURST", default=30)
 CHAT_RATE_LIMIT_STRIKES = env.int("CHAT_RATE_LIMIT_STRIKES", default=20)
+# Every other client frame has a budget of its own per connection: frame type -> (tokens a
+# second, burst). Over it the frame gets `rate_limited` and counts as a strike, as above. Set
+# CHAT_FRAME_BUDGETS to JSON to change some, e.g. {"chat.sync": [4, 20]} (docs/protocol.md).
+CHAT_FRAME_BUDGETS = {
+    "chat.sync": (2.0, 10),  # each answer a page of up to 200 messages (~70 KB)
+    "read": (10.0, 30),  # a client may send one for every message it sees
+    "typing": (5.0, 20),  # on top of the relay limits of chat/consumers/room.py
+    "ping": (2.0, 10),  # clients ping every 25-30 s; tests use pings as fences
+}
+_frame_budget_overrides = env.json("CHAT_FRAME_BUDGETS", default={})
+if set(_frame_budget_overrides) - set(CHAT_FRAME_BUDGETS):
+    raise ImproperlyConfigured(
+        f"CHAT_FRAME_BUDGETS: budgets exist for {', '.join(sorted(CHAT_FRAME_BUDGETS))} only"
+    )
+CHAT_FRAME_BUDGETS |= {
+    kind: (float(rate), int(burst)) for kind, (rate, burst) in _frame_budget_overrides.items()
+}
 # The same per user (all of a user's sockets on one server process) ...
 CHAT_USER_RATE_LIMIT_PER_SECOND = env.float("CHAT_USER_RATE_LIMIT_PER_SECOND", default=20.0)
 CHAT_USER_RATE_LIMIT_BURST = env.int("CHAT_USER_RATE_LIMIT_BURST", default=60)

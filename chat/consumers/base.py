@@ -41,6 +41,18 @@ _socket_numbers = itertools.count(1)
 RATE_LIMITED_TYPES = frozenset({CHAT_MESSAGE, CHAT_EDIT, CHAT_DELETE})
 
 
+def frame_budget(frame_type: str) -> tuple[float, int]:
+    """The per-connection budget a client frame spends: (tokens a second, burst).
+
+    The one table of them (docs/protocol.md, "Frame budgets"): the frames that write share the
+    message rate limit, and also spend the per-user / per-IP buckets; every other frame type
+    has a budget of its own in settings.CHAT_FRAME_BUDGETS.
+    """
+    if frame_type in RATE_LIMITED_TYPES:
+        return settings.CHAT_RATE_LIMIT_PER_SECOND, settings.CHAT_RATE_LIMIT_BURST
+    return settings.CHAT_FRAME_BUDGETS[frame_type]
+
+
 class BaseChatConsumer(AsyncWebsocketConsumer):
     """Shared framing: rejections with reasons, size and binary limits, parsing, rate limit."""
 
@@ -91,9 +103,9 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         self.accepted = False
         self.send_backlog = None  # set at accept, where the server exposes one
         self.framed_socket = None  # likewise (chat.broadcast_frames)
-        self.rate_limit = TokenBucket(
-            rate=settings.CHAT_RATE_LIMIT_PER_SECOND, burst=settings.CHAT_RATE_LIMIT_BURST
-        )
+        rate, burst = frame_budget(CHAT_MESSAGE)
+        self.rate_limit = TokenBucket(rate=rate, burst=burst)
+        self.frame_buckets = None  # frame type -> TokenBucket, made on a type's first frame
         self.rate_limit_strikes = 0
         await super().websocket_connect(message)
 
@@ -113,8 +125,27 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         )
         if not self.accepted:
             await self.accept()
-        await self.send(text_data=protocol.error_frame(rejection, detail))
+        await self.send(text_data=protocol.error_frame(rejection, detail))  # past any budget
         await self.close(code=int(rejection.close_code))
+
+    async def send(self, text_data=None, bytes_data=None, close=False):
+        """Every frame of this socket's own (answers, errors) passes its buffer budget first."""
+        if not self.closing and self.fallen_behind(text_data or bytes_data):
+            return await self.layer_overflow({})
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    def fallen_behind(self, frame: str | bytes | None) -> bool:
+        """True (and logged) when this socket's client does not read what it is sent."""
+        backlog = self.send_backlog
+        if backlog is None:
+            return False  # not under daphne: unknown, keep going
+        why = backlog.behind(len(frame or ""))
+        if why is None:
+            return False
+        logger.warning(
+            "slow receiver: user=%s path=%s (%s)", self.log_user(), self.scope["path"], why
+        )
+        return True
 
     async def send_error(self, code: FrameError, detail: str) -> None:
         await self.send(text_data=protocol.error_frame(code, detail))
@@ -144,7 +175,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             return await self.send_error(
                 FrameError.UNKNOWN_TYPE, f"'{frame.type}' is not available in this room"
             )
-        if frame.type in RATE_LIMITED_TYPES and not await self.within_rate_limit():
+        if not await self.within_rate_limit(frame.type):
             return
         await handler(self, frame)
 
@@ -157,32 +188,48 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
 
     shared_rate_key = None
 
-    async def within_rate_limit(self) -> bool:
-        shared = self.shared_rate_limit()
-        if self.rate_limit.allow() and (shared is None or shared.allow(self.shared_rate_key)):
+    async def within_rate_limit(self, frame_type: str = CHAT_MESSAGE) -> bool:
+        """Spend one token of the frame's budget; refuse it (`rate_limited`, 4429) if none."""
+        if self.spend_budget(frame_type):
             self.rate_limit_strikes = 0
             return True
         self.rate_limit_strikes += 1
         if self.rate_limit_strikes > settings.CHAT_RATE_LIMIT_STRIKES:
             await self.reject(Rejection.RATE_LIMITED)
         else:
+            rate, _ = frame_budget(frame_type)
+            what = "messages" if frame_type in RATE_LIMITED_TYPES else f"{frame_type} frames"
             await self.send_error(
-                FrameError.RATE_LIMITED,
-                f"too many messages; at most {settings.CHAT_RATE_LIMIT_PER_SECOND:g} per second",
+                FrameError.RATE_LIMITED, f"too many {what}; at most {rate:g} per second"
             )
         return False
+
+    def spend_budget(self, frame_type: str) -> bool:
+        if frame_type not in RATE_LIMITED_TYPES:
+            return self.frame_bucket(frame_type).allow()
+        shared = self.shared_rate_limit()
+        return self.rate_limit.allow() and (shared is None or shared.allow(self.shared_rate_key))
+
+    def frame_bucket(self, frame_type: str) -> TokenBucket:
+        buckets = self.frame_buckets
+        if buckets is None:
+            buckets = self.frame_buckets = {}
+        bucket = buckets.get(frame_type)
+        if bucket is None:
+            rate, burst = frame_budget(frame_type)
+            bucket = buckets[frame_type] = TokenBucket(rate=rate, burst=burst)
+        return bucket
 
     async def chat_broadcast(self, event):
         """A frame for every socket of the room (but `except`), serialized once by the sender."""
         if self.closing or event.get("except") == self.channel_name:
             return
-        backlog = self.send_backlog
-        if backlog is not None and backlog.seconds_behind() > settings.CHAT_SLOW_RECEIVER_SECONDS:
-            logger.warning("slow receiver: user=%s path=%s", self.log_user(), self.scope["path"])
+        frame = event["frame"]
+        if self.fallen_behind(frame):
             return await self.layer_overflow(event)
         framed = self.framed_socket
-        if framed is None or not write_frame(framed, event["frame"]):
-            await self.send(text_data=event["frame"])
+        if framed is None or not write_frame(framed, frame):
+            await self.send(text_data=frame)
 
     async def room_event(self, event: dict) -> None:
         """An event of this socket's room, handed over by the process's RoomHub (chat.fanout)."""

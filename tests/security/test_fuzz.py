@@ -177,9 +177,10 @@ def runner():
 
 
 def test_fuzz_any_text_frame_gets_a_protocol_answer(runner, room, alice, bob, settings):
-    # Rate limits would turn the fuzzer's stream of messages into rate_limited; they have
-    # their own tests.
+    # Rate limits and frame budgets would turn the fuzzer's stream of frames into rate_limited;
+    # they have their own tests.
     settings.CHAT_RATE_LIMIT_BURST = settings.CHAT_USER_RATE_LIMIT_BURST = 10**6
+    settings.CHAT_FRAME_BUDGETS = dict.fromkeys(settings.CHAT_FRAME_BUDGETS, (10**6, 10**6))
     state = Sockets(room, alice, bob)
 
     @FUZZ
@@ -288,6 +289,7 @@ def _sent_message(text: str):
 def test_fuzz_public_room_any_text_frame_gets_a_protocol_answer(runner, db, settings):
     """The anonymous public room parses frames like a real room and must survive them too."""
     settings.CHAT_RATE_LIMIT_BURST = settings.CHAT_PUBLIC_IP_RATE_LIMIT_BURST = 10**6
+    settings.CHAT_FRAME_BUDGETS = dict.fromkeys(settings.CHAT_FRAME_BUDGETS, (10**6, 10**6))
     sockets = {}
 
     async def exchange(text: str) -> None:

@@ -41,6 +41,9 @@ def server(tmp_path_factory):
         # expensive path) instead of being cut short by the per-address limit.
         CHAT_FAILED_HANDSHAKES_BURST=str(STORM_SIZE * 2),
         LOGIN_THROTTLE_RATE="1000/min",  # logins are many here; test_api.py tests the throttle
+        # Members measure the server's responsiveness with pings sent as fast as pongs come
+        # back; the ping budget has its own tests (test_frame_budgets.py).
+        CHAT_FRAME_BUDGETS=json.dumps({"ping": [100000, 100000]}),
         CHAT_LOG_LEVEL="WARNING",
     )
     yield server
