@@ -7,8 +7,8 @@ variants alike), the CPU time of handing one broadcast frame to each of 100 daph
 
 - asgi, eager debug text: through Channels' `send` and daphne, with autobahn building its
   debug text for every write (as before items 15-16);
-- asgi: the same with autobahn's debug text deferred (crm_backend.autobahn_lazy_debug);
-- framed once: `chat.broadcast_frames`, the frame built once and written to each socket.
+- asgi: the same with autobahn's debug text deferred (chat.adapters.autobahn_lazy_debug);
+- framed once: `chat.adapters.broadcast_frames`, the frame built once and written to each socket.
 
 The sockets are daphne's real protocol objects on an in-memory transport, so the kernel's
 send and Twisted's write scheduling (the same for all three) are left out.
@@ -35,10 +35,10 @@ from daphne.ws_protocol import WebSocketFactory  # noqa: E402
 from twisted.internet.address import IPv4Address  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 
-from chat import delivery  # noqa: E402
-from chat.broadcast_frames import framed_socket  # noqa: E402
-from chat.consumers.base import BaseChatConsumer  # noqa: E402
-from crm_backend import autobahn_lazy_debug  # noqa: E402
+from chat.adapters import autobahn_lazy_debug  # noqa: E402
+from chat.adapters.broadcast_frames import framed_socket  # noqa: E402
+from chat.realtime import delivery  # noqa: E402
+from chat.realtime.consumers.base import BaseChatConsumer  # noqa: E402
 
 SOCKETS = 100
 EVENTS_PER_ROUND = 200

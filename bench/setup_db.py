@@ -31,7 +31,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
-from chat.models import Membership, Message, Room  # noqa: E402
+from chat.domain.models import Membership, Message, Room  # noqa: E402
 
 USERNAME = "bench-u{:05d}"
 

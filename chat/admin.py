@@ -2,15 +2,16 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
-from chat import services
-from chat.models import Membership, Message, MessageRevision, Room
-from chat.refusals import Refusal
-from chat.services import DIRECT_MEMBERS_ARE_FIXED, DIRECT_ROOMS_ONLY_FROM_DIRECT
+from chat.domain import services
+from chat.domain.models import Membership, Message, MessageRevision, Room
+from chat.domain.refusals import Refusal
+from chat.domain.services import DIRECT_MEMBERS_ARE_FIXED, DIRECT_ROOMS_ONLY_FROM_DIRECT
 
-# Memberships and names change here through chat.services, as everywhere: open sockets hear of
-# it (a removed member's sockets close). Direct rooms keep their two members here too. The
-# last-admin rule does not bind this site (the services' `by=None`, the system): operators may
-# remove or demote a room's last admin, and this is where a room without an admin gets one.
+# Memberships and names change here through chat.domain.services, as everywhere: open
+# sockets hear of it (a removed member's sockets close). Direct rooms keep their two
+# members here too. The last-admin rule does not bind this site (the services' `by=None`,
+# the system): operators may remove or demote a room's last admin, and this is where a room
+# without an admin gets one.
 
 
 def _membership_remove(membership: Membership) -> None:
@@ -150,7 +151,7 @@ class MessageRevisionAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    """Messages are read here, not rewritten: an edit or delete that skipped chat.services
+    """Messages are read here, not rewritten: an edit or delete that skipped chat.domain.services
     would leave no revision (and a hard delete would take the revisions with it)."""
 
     inlines = [MessageRevisionInline]

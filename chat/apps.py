@@ -6,6 +6,8 @@ class ChatConfig(AppConfig):
     name = "chat"
 
     def ready(self):
-        from chat import delivery, events, signals  # noqa: F401 - signals connects receivers
+        from chat.domain import events, signals  # noqa: F401 - signals connects its receivers
+        from chat.realtime import delivery
 
+        # The wiring: the domain announces, the real-time tier delivers.
         events.publisher_install(delivery.publish)

@@ -198,7 +198,7 @@ def _message_text(data: dict[str, Any], max_length: int) -> str:
 def valid_message_text(message: object, *, max_length: int) -> str:
     """The ONE rule for message text, on the socket and over REST: a non-empty string of at
     most `max_length` characters that UTF-8 can carry. Control characters, NUL included,
-    are data (chat.fields.NulSafeTextField stores NUL on PostgreSQL too)."""
+    are data (chat.domain.fields.NulSafeTextField stores NUL on PostgreSQL too)."""
     if not isinstance(message, str):
         raise ProtocolError(FrameError.INVALID_FRAME, "'message' must be a string")
     _encodable(message, "message")
@@ -298,7 +298,7 @@ def timestamp(moment) -> str:
 def message_payload(message, *, type: str = CHAT_MESSAGE) -> dict[str, Any]:
     """The fields of a stored message, as both the socket and the history API send them.
 
-    `message`: a Message, or a chat.selectors.MessageRow (history pages).
+    `message`: a Message, or a chat.domain.selectors.MessageRow (history pages).
 
     A deleted message is a tombstone: `deleted` true and an empty `message`.
     """

@@ -11,28 +11,27 @@ django.setup(set_prefix=False)  # as get_asgi_application() does, before consume
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core import checks  # noqa: E402
+from django.core.handlers.asgi import ASGIHandler  # noqa: E402
 from django.core.management.base import SystemCheckError  # noqa: E402
 
-from chat.liveness import install_shutdown_hook  # noqa: E402
-from chat.routing import websocket_urlpatterns  # noqa: E402
-from crm_backend.autobahn_lazy_debug import defer_autobahn_debug_formatting  # noqa: E402
-from crm_backend.daphne_close_codes import allow_protocol_close_codes  # noqa: E402
-from crm_backend.daphne_shared_options import share_protocol_options  # noqa: E402
-from crm_backend.request_threads import RequestThreads, SyncStackASGIHandler  # noqa: E402
+from chat import adapters  # noqa: E402
+from chat.adapters.request_threads import RequestThreads, SyncStackASGIHandler  # noqa: E402
+from chat.realtime.liveness import install_shutdown_hook  # noqa: E402
+from chat.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 # daphne runs no system checks: run ours so a misconfigured production server refuses to start.
 _errors = [message for message in checks.run_checks(tags=["chat"]) if message.is_serious()]
 if _errors:
     raise SystemCheckError("\n".join(str(message) for message in _errors))
 
-allow_protocol_close_codes()
-defer_autobahn_debug_formatting()
-share_protocol_options()
+adapters.install()  # each adapter only on the library versions it was written for
 install_shutdown_hook()  # SIGTERM closes sockets with 1001
 
 application = ProtocolTypeRouter(
     {
-        "http": RequestThreads(SyncStackASGIHandler(), threads=settings.CHAT_HTTP_THREADS),
+        "http": RequestThreads(SyncStackASGIHandler(), threads=settings.CHAT_HTTP_THREADS)
+        if adapters.enabled("request_threads")
+        else ASGIHandler(),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

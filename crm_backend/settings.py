@@ -141,7 +141,7 @@ WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers  # CSP for the test page
 # server process receives once and fans out locally, there are no per-channel queues to fill
 # up (RedisChannelLayer drops group messages silently when a queue is full) and no group
 # expiry. README "Scaling out" explains the choice; REDIS_CHANNEL_LAYER=core selects
-# RedisChannelLayer, whose group membership the consumers then refresh (see chat.liveness).
+# RedisChannelLayer, whose group membership the consumers then refresh (see chat.realtime.liveness).
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
 # Messages a socket may fall behind before it is closed with 1013 (never dropped silently).
@@ -182,11 +182,12 @@ if REDIS_URL:
             }
         }
 else:
-    # chat.layers.LocalChannelLayer: Channels' in-memory layer without its per-receiver tasks,
-    # copies and scans, and without its silent drops (a receiver that falls behind is closed).
+    # chat.realtime.layers.LocalChannelLayer: Channels' in-memory layer without its
+    # per-receiver tasks, copies and scans, and without its silent drops (a receiver that
+    # falls behind is closed).
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "chat.layers.LocalChannelLayer",
+            "BACKEND": "chat.realtime.layers.LocalChannelLayer",
             "CONFIG": {"capacity": CHANNEL_LAYER_CAPACITY},
         }
     }
@@ -208,14 +209,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # DRF's defaults, with a JSON parser bounded like the socket's (chat.json_input).
     "DEFAULT_PARSER_CLASSES": [
-        "chat.parsers.JSONParser",
+        "chat.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="20/min")},
     # Every error in one shape, {"code", "detail"}, with the WebSocket's codes.
-    "EXCEPTION_HANDLER": "chat.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
 }
 
 SIMPLE_JWT = {
@@ -249,6 +250,9 @@ CHAT_ALLOWED_ORIGINS = env.list(
 CORS_ALLOWED_ORIGINS = CHAT_ALLOWED_ORIGINS
 # A 429's Retry-After must be readable by the page's JavaScript to back off.
 CORS_EXPOSE_HEADERS = ["Retry-After"]
+
+# Adapters (chat/adapters) to leave out, by name: for A/B measurements, or when one misbehaves.
+CHAT_ADAPTERS_OFF = env.list("CHAT_ADAPTERS_OFF", default=[])
 
 # --- Chat behaviour
 CHAT_PUBLIC_TEST_ROOM = env.bool("CHAT_PUBLIC_TEST_ROOM", default=True)

@@ -9,7 +9,7 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/static/test_chat_websocket.html"), name="index"),
     path("admin/", admin.site.urls),
     path("api/auth/", include("accounts.urls")),
-    path("api/chat/", include("chat.urls")),
+    path("api/chat/", include("chat.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),

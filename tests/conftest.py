@@ -1,7 +1,7 @@
 import pytest
 from channels.layers import channel_layers
 
-from chat import ratelimit
+from chat.realtime import ratelimit
 from tests.factories import make_room, make_user
 
 

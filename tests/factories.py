@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from chat.models import Membership, Room
+from chat.domain.models import Membership, Room
 
 PASSWORD = "s3cret-pass-123"
 _numbers = itertools.count(1)

@@ -1,5 +1,5 @@
 """The periodic account check: the access rule re-read for a process's open sockets, in one
-query, and the sockets it no longer admits closed (chat.liveness, chat.access)."""
+query, and the sockets it no longer admits closed (chat.realtime.liveness, chat.domain.access)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat.access import ROOMS_PER_QUERY, AccessLost, refused_connections
-from chat.models import Membership
+from chat.domain.access import ROOMS_PER_QUERY, AccessLost, refused_connections
+from chat.domain.models import Membership
 from tests.factories import access_token, make_room, make_user
 from tests.ws import assert_rejected, joined, room_path
 

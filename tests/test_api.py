@@ -10,8 +10,8 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from chat.access import can_user_access
-from chat.models import Membership, Message, Room
+from chat.domain.access import can_user_access
+from chat.domain.models import Membership, Message, Room
 from tests.factories import PASSWORD, access_token, make_room, make_user, refresh_token
 
 MESSAGE_FIELDS = {

@@ -1,4 +1,4 @@
-"""crm_backend.autobahn_lazy_debug: no debug text is built per frame, the same text when logged."""
+"""chat.adapters.autobahn_lazy_debug: no debug text built per frame, the same when logged."""
 
 import pytest
 from autobahn import util
@@ -7,7 +7,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent, globalLogPublisher
 
-from crm_backend.autobahn_lazy_debug import defer_autobahn_debug_formatting
+from chat.adapters.autobahn_lazy_debug import defer_autobahn_debug_formatting
 
 # An upgrade request whose headers have not all arrived: autobahn reads it and waits.
 PARTIAL_HANDSHAKE = b"GET /ws/chat/teste/ HTTP/1.1\r\nHost: localhost\r\n"

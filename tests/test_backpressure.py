@@ -1,4 +1,4 @@
-"""chat.backpressure reads Twisted's transport buffer: what it reads, and when it cannot."""
+"""chat.adapters.backpressure reads Twisted's transport buffer: what, and when it cannot."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from functools import partial
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
 
-from chat.backpressure import SendBacklog, watch_send_backlog
+from chat.adapters.backpressure import SendBacklog, watch_send_backlog
 
 
 class StubReactor:

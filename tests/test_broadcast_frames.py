@@ -1,4 +1,4 @@
-"""chat.broadcast_frames: a broadcast written to a daphne socket is the frame autobahn sends."""
+"""chat.adapters.broadcast_frames: a broadcast written to daphne is autobahn's frame."""
 
 from functools import partial
 
@@ -9,7 +9,7 @@ from daphne.ws_protocol import WebSocketFactory
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from chat.broadcast_frames import framed_socket, write_frame
+from chat.adapters.broadcast_frames import framed_socket, write_frame
 
 TEXTS = [
     '{"type": "presence", "status": "online"}',  # short: length in the frame's second byte

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 
-from chat.models import Membership, Room
+from chat.domain.models import Membership, Room
 
 DEMO_PASSWORD = "demo-pass-for-tests-42"
 OTHER_USERS = {"maria", "joao", "ana", "carlos", "fernanda", "pedro"}

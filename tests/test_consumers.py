@@ -7,7 +7,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.db import DatabaseError
 
-from chat.models import Membership, Message
+from chat.domain.models import Membership, Message
 from tests import factories
 from tests.ws import assert_rejected, joined, open_socket, room_path
 
@@ -36,7 +36,7 @@ async def test_sockets_of_a_room_share_its_instance_until_the_room_changes(
 ):
     """One Room instance per room for a process's sockets (memory per idle socket), and a
     socket that joins after a rename is told the new name."""
-    from chat.consumers.room import ChatConsumer
+    from chat.realtime.consumers.room import ChatConsumer
 
     consumers = []
     check = ChatConsumer.connection_rejection
@@ -198,7 +198,7 @@ async def test_chat_handshakes_arriving_together_are_checked_together(room, monk
         await Membership.objects.acreate(room=room, user=member)
         members.append(member)
     calls = count_handshake_checks(monkeypatch)
-    monkeypatch.setattr("chat.handshakes.MAX_BATCH", 8)
+    monkeypatch.setattr("chat.realtime.handshakes.MAX_BATCH", 8)
     sockets = await asyncio.gather(
         *(open_socket(room_path(room), token=factories.access_token(m)) for m in members)
     )
@@ -217,7 +217,7 @@ def count_handshake_checks(monkeypatch) -> list[tuple[int, list[str]]]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from chat import handshakes
+    from chat.realtime import handshakes
 
     calls = []
     check_handshakes = handshakes.check_handshakes
@@ -304,7 +304,7 @@ async def test_chat_storage_failure_answers_not_persisted_and_broadcasts_nothing
     def failing_store(**kwargs):
         raise DatabaseError("disk I/O error")
 
-    monkeypatch.setattr("chat.consumers.room.message_create", failing_store)
+    monkeypatch.setattr("chat.realtime.consumers.room.message_create", failing_store)
     sender = await joined(room_path(room), token=factories.access_token(alice))
     receiver = await joined(room_path(room), token=factories.access_token(bob))
 
@@ -433,7 +433,7 @@ async def test_chat_burst_is_rate_limited_then_closed_with_4429(room, alice, bob
 async def test_chat_removed_member_socket_closes_with_4403(room, alice, bob):
     from channels.db import database_sync_to_async
 
-    from chat.services import membership_remove
+    from chat.domain.services import membership_remove
 
     member = await joined(room_path(room), token=factories.access_token(bob))
     admin = await joined(room_path(room), token=factories.access_token(alice))
@@ -471,7 +471,7 @@ async def test_chat_unexpected_failure_says_internal_error_and_leaks_nothing(
     def broken_store(**kwargs):
         raise RuntimeError("secret internals: /srv/app/settings.py")
 
-    monkeypatch.setattr("chat.consumers.room.message_create", broken_store)
+    monkeypatch.setattr("chat.realtime.consumers.room.message_create", broken_store)
     communicator = await joined(room_path(room), token=factories.access_token(alice))
     await communicator.send_json_to({"message": "oi"})
     frame = await assert_rejected(communicator, "internal_error", 1011)
@@ -484,7 +484,7 @@ async def test_chat_database_failure_refuses_every_handshake_checked_with_it(
 ):
     """The database fails while two handshakes are checked together: each is told to retry
     (1013), and once it is back the next handshake is checked normally."""
-    from chat import handshakes
+    from chat.realtime import handshakes
 
     database_down = True
     rooms_for_connections = handshakes.rooms_for_connections
@@ -514,6 +514,6 @@ async def test_chat_unexpected_failure_at_handshake_is_internal_error(room, alic
     def broken_access(requests):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("chat.handshakes.rooms_for_connections", broken_access)
+    monkeypatch.setattr("chat.realtime.handshakes.rooms_for_connections", broken_access)
     communicator = await open_socket(room_path(room), token=factories.access_token(alice))
     await assert_rejected(communicator, "internal_error", 1011)

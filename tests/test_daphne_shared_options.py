@@ -1,11 +1,11 @@
-"""crm_backend.daphne_shared_options: sockets see the factory's options without copies of them."""
+"""chat.adapters.daphne_shared_options: sockets see the factory's options without copies of them."""
 
 import pytest
 from daphne.ws_protocol import WebSocketFactory
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
-from crm_backend.daphne_shared_options import share_protocol_options
+from chat.adapters.daphne_shared_options import share_protocol_options
 
 OPTION_NAMES = ("maxMessagePayloadSize", "autoPingTimeout", "perMessageCompressionAccept")
 

@@ -1,4 +1,4 @@
-"""chat.fanout: a room costs one layer subscription per process, whatever its size."""
+"""chat.realtime.fanout: a room costs one layer subscription per process, whatever its size."""
 
 import asyncio
 
@@ -6,8 +6,8 @@ import pytest
 import redis
 from channels.layers import channel_layers, get_channel_layer
 
-from chat.delivery import room_group_name
-from chat.fanout import room_hub
+from chat.realtime.delivery import room_group_name
+from chat.realtime.fanout import room_hub
 from tests import factories
 from tests.ws import joined, room_path
 

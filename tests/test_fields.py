@@ -1,9 +1,9 @@
-"""chat.fields.NulSafeTextField: any string comes back exactly as stored, on every database."""
+"""chat.domain.fields.NulSafeTextField: any string comes back as stored, on every database."""
 
 import pytest
 
-from chat.fields import MARKER
-from chat.models import Message
+from chat.domain.fields import MARKER
+from chat.domain.models import Message
 from tests.factories import make_room, make_user
 
 TEXTS = ["antes\x00depois", "\x00", MARKER + "looks like our marker", "plain", "", "😀\x00😀"]

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from chat.consumers.base import frame_budget
-from chat.models import Membership, Message
+from chat.domain.models import Membership, Message
 from chat.protocol import CLIENT_TYPES
+from chat.realtime.consumers.base import frame_budget
 from tests import factories
 from tests.e2e.server import PROJECT_DIR
 from tests.ws import assert_rejected, joined, room_path

@@ -1,4 +1,4 @@
-"""chat.handshakes: many handshakes checked in one call give each its own verdict."""
+"""chat.realtime.handshakes: many handshakes checked in one call give each its own verdict."""
 
 import asyncio
 import time
@@ -11,9 +11,9 @@ from rest_framework_simplejwt import authentication, tokens
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.tickets import ticket_issue
-from accounts.websocket_auth import Credential
-from chat.handshakes import HandshakeRequest, check_handshakes
 from chat.protocol import Rejection
+from chat.realtime.auth import Credential
+from chat.realtime.handshakes import HandshakeRequest, check_handshakes
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +110,7 @@ def test_a_changed_password_refuses_the_token_when_simplejwt_checks_it(room, ali
 @pytest.fixture
 def checked_by_name(monkeypatch):
     """check_handshakes answering each request with its own text, and a log of its calls."""
-    from chat import handshakes
+    from chat.realtime import handshakes
 
     calls = []
 
@@ -123,7 +123,7 @@ def checked_by_name(monkeypatch):
 
 
 async def test_a_handshake_whose_client_left_is_not_checked(checked_by_name):
-    from chat.handshakes import _HandshakeQueue
+    from chat.realtime.handshakes import _HandshakeQueue
 
     queue = _HandshakeQueue()
     first = asyncio.ensure_future(queue.check("first"))
@@ -138,7 +138,7 @@ async def test_a_handshake_whose_client_left_is_not_checked(checked_by_name):
 async def test_handshakes_still_get_checked_after_the_queue_task_was_cancelled(checked_by_name):
     """Cancelled before it ever ran (its `finally` never runs): the next handshake starts a
     new task, which checks the earlier one too."""
-    from chat.handshakes import _HandshakeQueue
+    from chat.realtime.handshakes import _HandshakeQueue
 
     queue = _HandshakeQueue()
     first = asyncio.ensure_future(queue.check("first"))

@@ -1,4 +1,4 @@
-"""chat.layers.LocalChannelLayer: fan-out without copies or tasks, and no silent drops."""
+"""chat.realtime.layers.LocalChannelLayer: fan-out without copies or tasks, and no silent drops."""
 
 import asyncio
 
@@ -7,8 +7,8 @@ import redis
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 
-from chat.delivery import broadcast_event, room_group_name
-from chat.layers import OVERFLOW_EVENT, LocalChannelLayer
+from chat.realtime.delivery import broadcast_event, room_group_name
+from chat.realtime.layers import OVERFLOW_EVENT, LocalChannelLayer
 from tests import factories
 from tests.ws import joined, room_path
 
@@ -65,7 +65,7 @@ async def test_layer_send_to_a_full_channel_raises_channel_full():
 @pytest.mark.django_db(transaction=True)
 async def test_socket_that_falls_behind_is_closed_with_1013(room, alice, settings):
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "chat.layers.LocalChannelLayer", "CONFIG": {"capacity": 5}}
+        "default": {"BACKEND": "chat.realtime.layers.LocalChannelLayer", "CONFIG": {"capacity": 5}}
     }
     from channels.layers import channel_layers
 
@@ -91,7 +91,7 @@ async def test_pubsub_socket_that_falls_behind_is_closed_with_1013(room, alice, 
     passes CHANNEL_LAYER_CAPACITY instead of letting memory grow."""
     from channels.layers import channel_layers
 
-    from chat.consumers.room import ChatConsumer
+    from chat.realtime.consumers.room import ChatConsumer
     from tests.e2e.services import require_shared_redis, unique_prefix
 
     settings.REDIS_URL = ""  # no watchdog in this in-process test

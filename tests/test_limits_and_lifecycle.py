@@ -8,8 +8,8 @@ from channels.db import database_sync_to_async
 from django.core.checks import run_checks
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat import ratelimit
-from chat.models import Message
+from chat.domain.models import Message
+from chat.realtime import ratelimit
 from tests import factories
 from tests.ws import assert_rejected, joined, open_socket, room_path
 

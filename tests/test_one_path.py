@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 
-from chat.models import Message, MessageRevision
+from chat.domain.models import Message, MessageRevision
 from tests.factories import access_token, make_room, make_user
 from tests.test_team_chat import api, rest
 from tests.ws import joined, room_path

@@ -1,4 +1,4 @@
-"""chat.ordering: one change of a room at a time, announced before the next; rooms side by side."""
+"""chat.domain.ordering: a room's changes one at a time, each announced before the next."""
 
 import asyncio
 import threading
@@ -7,11 +7,11 @@ import uuid
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
-from chat import events
-from chat.models import Message
-from chat.ordering import advisory_key, room_order
-from chat.room_writers import room_database
-from chat.services import message_create
+from chat.domain import events
+from chat.domain.models import Message
+from chat.domain.ordering import advisory_key, room_order
+from chat.domain.services import message_create
+from chat.realtime.room_writers import room_database
 from tests.factories import make_room, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -1,11 +1,11 @@
-"""chat.presence on the real Redis: many processes' view of who is online."""
+"""chat.realtime.presence on the real Redis: many processes' view of who is online."""
 
 import asyncio
 import uuid
 
 import pytest
 
-from chat.presence import RedisPresence
+from chat.realtime.presence import RedisPresence
 from tests.e2e.services import require_shared_redis, unique_prefix
 
 pytestmark = pytest.mark.redis

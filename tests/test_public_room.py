@@ -2,7 +2,7 @@
 
 import pytest
 
-from chat.models import Message
+from chat.domain.models import Message
 from tests import factories
 from tests.ws import assert_rejected, joined, open_socket, room_path
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from chat import refusals
-from chat.api_errors import REST_REFUSALS
+from chat.api.errors import REST_REFUSALS
+from chat.domain import refusals
 from chat.protocol import CloseCode, Rejection
-from chat.refusal_frames import WEBSOCKET_REFUSALS
+from chat.realtime.refusals import WEBSOCKET_REFUSALS
 from tests.factories import access_token, expired_access_token, make_room, make_user
 
 

@@ -12,8 +12,8 @@ from channels.db import database_sync_to_async
 from channels.testing import HttpCommunicator
 from django.db.backends.signals import connection_created
 
+from chat.adapters.request_threads import RequestThreads
 from crm_backend.asgi import application
-from crm_backend.request_threads import RequestThreads
 from tests.factories import access_token, make_room, make_user
 
 

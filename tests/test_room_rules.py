@@ -12,8 +12,8 @@ from django.db import connection
 from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
-from chat import refusals, services
-from chat.models import Membership, Room
+from chat.domain import refusals, services
+from chat.domain.models import Membership, Room
 from tests.factories import access_token, make_room, make_user
 
 

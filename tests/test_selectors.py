@@ -3,8 +3,8 @@
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from chat import selectors
-from chat.models import Message
+from chat.domain import selectors
+from chat.domain.models import Message
 from tests.factories import make_room, make_user
 
 
@@ -178,7 +178,8 @@ def test_message_list_loads_authors_in_the_same_query(room, alice, bob, django_a
 
 def test_message_list_rows_render_as_the_stored_message_does(room, alice):
     """A history row gives the same payload as the stored message (edited and deleted too)."""
-    from chat import protocol, services
+    from chat import protocol
+    from chat.domain import services
 
     kept = services.message_create(room=room, author=alice, text="kept", client_id="c-1").message
     edited = services.message_create(room=room, author=alice, text="draft").message

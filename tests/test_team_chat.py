@@ -16,9 +16,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from chat.models import Membership, Message, MessageRevision, Room
-from chat.presence import RedisPresence, presence_store
-from chat.services import message_delete, message_edit
+from chat.domain.models import Membership, Message, MessageRevision, Room
+from chat.domain.services import message_delete, message_edit
+from chat.realtime.presence import RedisPresence, presence_store
 from tests import factories
 from tests.e2e.services import require_shared_redis, unique_prefix
 from tests.factories import access_token, make_room, make_user

@@ -1,10 +1,10 @@
-"""accounts.websocket_auth: where tokens come from, what gets logged."""
+"""chat.realtime.auth: where tokens come from, what gets logged."""
 
 import logging
 
 import pytest
 
-from accounts.websocket_auth import token_from_scope
+from chat.realtime.auth import token_from_scope
 from tests import factories
 from tests.ws import assert_rejected, joined, open_socket, room_path
 

@@ -12,7 +12,7 @@ import re
 
 from channels.testing import WebsocketCommunicator
 
-from chat.models import Message
+from chat.domain.models import Message
 from chat.protocol import FrameError, Rejection
 
 FRAME_ERROR_CODES = frozenset(code.value for code in FrameError)

@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.test import AsyncClient
 
-from chat.models import Message
+from chat.domain.models import Message
 from tests import factories
 from tests.factories import make_room
 from tests.security.conftest import (
@@ -205,7 +205,7 @@ async def test_frame_payload_is_stored_and_returned_byte_exact(pair, room, alice
 
 async def test_frame_nul_character_is_stored_and_returned_byte_exact(pair, room, alice):
     """NUL inside a message, on SQLite and on PostgreSQL (whose text columns cannot hold NUL:
-    chat.fields.NulSafeTextField stores it escaped and gives it back as it was)."""
+    chat.domain.fields.NulSafeTextField stores it escaped and gives it back as it was)."""
     sender, listener = pair
     payload = "antes\x00depois"
     await sender.send_json_to({"message": payload})

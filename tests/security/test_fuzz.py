@@ -29,8 +29,8 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from rest_framework.test import APIClient
 
 from chat import json_input, protocol
+from chat.domain.models import Message
 from chat.json_input import MAX_JSON_DEPTH
-from chat.models import Message
 from chat.protocol import CLIENT_TYPES
 from tests import factories
 from tests.security.conftest import (

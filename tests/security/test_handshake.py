@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat.models import Membership
+from chat.domain.models import Membership
 from tests import factories
 from tests.security.conftest import assert_silent, expect_rejection, hang_up, stored_count
 from tests.ws import joined, open_socket, room_path

@@ -14,8 +14,8 @@ from django.core.cache import cache
 from django.test import AsyncClient
 from rest_framework.test import APIClient
 
+from chat.domain.models import Message, Room
 from chat.json_input import MAX_JSON_DEPTH
-from chat.models import Message, Room
 from tests import factories
 from tests.security.conftest import assert_silent, hang_up, send_text, settle, stored_count
 from tests.security.test_frames import expect_frame_error
@@ -140,7 +140,7 @@ async def test_room_nesting_up_to_the_limit_is_accepted(pair):
 
 async def test_room_control_characters_in_text_are_stored_byte_exact(pair, room, alice):
     """One rule for message text on both transports: control characters, NUL included, are
-    data (chat.fields.NulSafeTextField stores NUL on PostgreSQL); client ids refuse them."""
+    data (chat.domain.fields.NulSafeTextField stores NUL on PostgreSQL); client ids refuse them."""
     sender, listener = pair
     payload = "a\x00b\x1fc\x7fd\x85e"
     await sender.send_json_to({"message": payload, "client_id": "ok-1"})

@@ -33,7 +33,7 @@ SEED_TEXT_LENGTH = 200  # 200 messages of this length: a sync page of about 70 K
 SYNC_RATE, SYNC_BURST = settings.CHAT_FRAME_BUDGETS["chat.sync"]
 # Messages with long texts, so that one sync page (200 of them) is about 70 KB.
 SEED = f"""
-from chat.models import Message, Room
+from chat.domain.models import Message, Room
 from django.contrib.auth import get_user_model
 room = Room.objects.get(name={ROOM!r})
 author = get_user_model().objects.get(username="admin")

@@ -5,9 +5,9 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from chat import services
-from chat.models import Room
-from chat.refusals import Refusal
+from chat.domain import services
+from chat.domain.models import Room
+from chat.domain.refusals import Refusal
 
 
 class Command(BaseCommand):

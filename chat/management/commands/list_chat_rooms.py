@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 from django.db.models import Count
 
-from chat.models import Room
+from chat.domain.models import Room
 
 
 class Command(BaseCommand):

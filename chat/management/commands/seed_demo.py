@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from chat.models import Membership, Room
+from chat.domain.models import Membership, Room
 
 DEMO_USERS = [
     ("admin", "Admin", "CRM"),

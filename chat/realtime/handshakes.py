@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 
-from accounts.websocket_auth import Credential, TokenCheck, authenticate_credentials
-from chat.access import rooms_for_connections
-from chat.models import Room
+from chat.domain.access import rooms_for_connections
+from chat.domain.models import Room
+from chat.domain.refusals import Refusal
 from chat.protocol import Rejection
-from chat.refusal_frames import websocket_refusal
-from chat.refusals import Refusal
+from chat.realtime.auth import Credential, TokenCheck, authenticate_credentials
+from chat.realtime.refusals import websocket_refusal
 
 # Handshakes checked per call. A call holds the GIL 0.1-0.2 ms per handshake while the event
 # loop waits; uncapped, bursts made calls of ~100 and left the server idle between them (S3:

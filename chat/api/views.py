@@ -11,14 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.websocket_auth import authenticate_token
-from chat import protocol, refusals, selectors, services
-from chat.access import accessible_rooms, room_for_connection
-from chat.models import Room
-from chat.presence import online_members
-from chat.protocol import Rejection
-from chat.refusal_frames import websocket_refusal
-from chat.serializers import (
+from chat import protocol
+from chat.api.serializers import (
     AccessCheckSerializer,
     DirectRoomSerializer,
     HistoryQuerySerializer,
@@ -34,6 +28,13 @@ from chat.serializers import (
     RoomRenameSerializer,
     RoomSerializer,
 )
+from chat.domain import refusals, selectors, services
+from chat.domain.access import accessible_rooms, room_for_connection
+from chat.domain.models import Room
+from chat.protocol import Rejection
+from chat.realtime.auth import authenticate_token
+from chat.realtime.presence import online_members
+from chat.realtime.refusals import websocket_refusal
 
 
 def room_for_request(request: Request, room_id) -> Room:

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import F, QuerySet
 
-from chat.models import Membership, Message, Room
-from chat.refusals import NotAMember, Refusal, RoomNotFound
+from chat.domain.models import Membership, Message, Room
+from chat.domain.refusals import NotAMember, Refusal, RoomNotFound
 
 
 class AccessLost(StrEnum):

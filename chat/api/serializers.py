@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat import protocol
-from chat.models import Membership, Room
+from chat.domain.models import Membership, Room
 
 
 class UserRefSerializer(serializers.Serializer):

@@ -6,7 +6,7 @@ checks the channel layer every CHAT_LAYER_CHECK_SECONDS with a real round trip a
 watches the server's run_id. When the layer fails or Redis restarted (its memory wiped),
 every chat socket of this process is closed with `service_unavailable` / 1013: clients
 reconnect and recover what they missed with `after=`. On RedisChannelLayer the same loop
-refreshes the process's room subscriptions (chat.fanout), so a long-lived socket never
+refreshes the process's room subscriptions (chat.realtime.fanout), so a long-lived socket never
 falls out of its room by group expiry.
 
 It also closes every socket with 1001 when daphne shuts down (SIGTERM).
@@ -14,8 +14,8 @@ It also closes every socket with 1001 when daphne shuts down (SIGTERM).
 On every layer, a second task per process checks accounts every CHAT_ACCOUNT_CHECK_SECONDS:
 a user deactivated or removed from a room where no event reaches this process (`manage.py
 shell`, a cron job, SQL, another process on the in-memory layer) has its sockets closed
-within that time, as the admin's event does at once (chat.signals). One query per check
-(chat.access.refused_connections); nothing runs per message.
+within that time, as the admin's event does at once (chat.domain.signals). One query per check
+(chat.domain.access.refused_connections); nothing runs per message.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat.fanout import room_hub
+from chat.realtime.fanout import room_hub
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ async def check_accounts_while_sockets_open() -> None:
 
 
 def _rejections() -> dict:
-    from chat.access import AccessLost
+    from chat.domain.access import AccessLost
     from chat.protocol import Rejection
 
     return {
@@ -104,7 +104,7 @@ async def close_refused_sockets() -> None:
     """Close the sockets whose user or membership the access rule no longer admits."""
     from channels.db import database_sync_to_async
 
-    from chat.access import refused_connections
+    from chat.domain.access import refused_connections
 
     sockets: dict[tuple, list] = {}
     for socket in list(_open_sockets):
@@ -183,7 +183,7 @@ class LayerWatchdog:
 
     async def renew_presence(self) -> None:
         """Keep this process's users online; announce users whose process died as offline."""
-        from chat.presence import presence_store
+        from chat.realtime.presence import presence_store
 
         entries = [entry for socket in list(_open_sockets) if (entry := _presence_entry(socket))]
         store = presence_store()
@@ -204,7 +204,7 @@ async def announce_offline(layer, room_id, user_ids: set[int]) -> None:
     from django.contrib.auth import get_user_model
 
     from chat import protocol
-    from chat.delivery import broadcast_event, room_group_name
+    from chat.realtime.delivery import broadcast_event, room_group_name
 
     users = await database_sync_to_async(
         lambda: list(get_user_model().objects.filter(pk__in=user_ids).values("id", "username"))

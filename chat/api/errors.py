@@ -14,7 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from chat import refusals
+from chat.domain import refusals
 
 REST_REFUSALS: dict[type[refusals.Refusal], int] = {
     refusals.RoomNotFound: status.HTTP_404_NOT_FOUND,

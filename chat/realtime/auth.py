@@ -2,8 +2,9 @@
 
 Nothing here closes a socket: the consumer decides, so that every refusal reaches the browser
 as an error frame with a reason. There is no middleware: `ChatConsumer` authenticates in the
-same database call that checks the room (chat.handshakes, one call for the handshakes waiting
-together); a public room never touches the database, and a ticket is spent only where needed.
+same database call that checks the room (chat.realtime.handshakes, one call for the
+handshakes waiting together); a public room never touches the database, and a ticket
+is spent only where needed.
 
 Tokens are validated by simplejwt's own ``JWTAuthentication``, so REST and WebSocket share one
 validation (signature, algorithm, expiry, token type, user exists and is active).
@@ -81,8 +82,9 @@ def authenticate_token(raw_token: str) -> TokenCheck:
 def authenticate_tokens(raw_tokens: list[str]) -> list[TokenCheck]:
     """`authenticate_token` for each token, with all their users read in one query.
 
-    Concurrent handshakes are checked together (chat.handshakes); simplejwt's own `get_user`
-    still applies its rules (user exists, is active, password unchanged) to each token.
+    Concurrent handshakes are checked together (chat.realtime.handshakes); simplejwt's
+    own `get_user` still applies its rules (user exists, is active, password unchanged)
+    to each token.
     """
     authentication = JWTAuthentication()
     validated = [_validated_token(authentication, raw_token) for raw_token in raw_tokens]

@@ -1,9 +1,9 @@
 """What the chat domain announces: one event per committed change to a room.
 
-Domain operations (chat.services) call `announce_on_commit` inside their transaction; the
+Domain operations (chat.domain.services) call `announce_on_commit` inside their transaction; the
 event reaches the publisher only once the transaction commits, so nothing that rolled back is
 ever announced (Zulip's send_event_on_commit, Odoo's bus). The publisher is the real-time
-tier's (chat.delivery, installed by ChatConfig.ready): the domain knows no channel layer.
+tier's (chat.realtime.delivery, installed by ChatConfig.ready): the domain knows no channel layer.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class MessageCreated:
     room_id: uuid.UUID
-    message: Any  # chat.models.Message
+    message: Any  # chat.domain.models.Message
 
 
 @dataclass(frozen=True, slots=True)

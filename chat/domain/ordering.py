@@ -3,7 +3,7 @@
 `room_order(room_id)` is what every domain operation that changes a room runs inside. While it
 is held, nothing else can change the room: in this process a lock, across processes on
 PostgreSQL the room's advisory lock. The operation's transaction commits, and its events are
-announced (chat.events, on commit), before the order is released. So every member receives a
+announced (chat.domain.events, on commit), before the order is released. So every member receives a
 room's changes in commit order, ids commit in increasing order (`after=<id>` never skips a
 message that commits late), and the last update a member sees is the one the database holds.
 

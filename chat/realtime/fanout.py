@@ -22,7 +22,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from chat.layers import OVERFLOW_EVENT
+from chat.realtime.layers import OVERFLOW_EVENT
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Reads: rooms and message history, always through the access rule in chat.access."""
+"""Reads: rooms and message history, always through the access rule in chat.domain.access."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from chat.access import accessible_rooms, may_see_rooms
-from chat.models import Membership, Message, Room
+from chat.domain.access import accessible_rooms, may_see_rooms
+from chat.domain.models import Membership, Message, Room
 
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
@@ -121,7 +121,7 @@ def member_message_list(
 ) -> MessagePage | None:
     """`message_list` of a room `user` may see, or None when it may not (or does not exist).
 
-    The access rule (chat.access.accessible_rooms) is part of the page's own query, so a
+    The access rule (chat.domain.access.accessible_rooms) is part of the page's own query, so a
     history request reads one page in one query; only an empty page asks again, to tell an
     empty page of a member's room from a room that is not the user's.
     """

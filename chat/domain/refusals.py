@@ -1,9 +1,9 @@
 """What the chat's rules refuse, as typed exceptions: no transport's status or close code here.
 
 Each refusal has a stable `code`, the same string on every transport. What a refusal becomes on
-the wire is decided at each edge by one table: chat.api_errors (HTTP status) and
-chat.consumers.refusal_frames (WebSocket error frame and whether the socket closes). A refusal
-missing from either table fails tests/test_refusals.py.
+the wire is decided at each edge by one table: chat.api.errors (HTTP status) and
+chat.realtime.refusals (WebSocket error frame, and whether the socket closes). A
+refusal missing from either table fails tests/test_refusals.py.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """The WebSocket's table of domain refusals: each becomes an error frame with the refusal's
 code, and either leaves the socket open (a FrameError) or closes it (a Rejection, with its
-close code). One row per chat.refusals class; tests/test_refusals.py fails on a missing one."""
+close code). One row per chat.domain.refusals class; tests/test_refusals.py fails on a
+missing one."""
 
 from __future__ import annotations
 
-from chat import refusals
+from chat.domain import refusals
 from chat.protocol import FrameError, Rejection
 
 WEBSOCKET_REFUSALS: dict[type[refusals.Refusal], FrameError | Rejection] = {

@@ -5,7 +5,7 @@
 - public.py: TestChatConsumer (the public `teste` room) and NotFoundConsumer
 """
 
-from chat.consumers.public import NotFoundConsumer, TestChatConsumer
-from chat.consumers.room import ChatConsumer
+from chat.realtime.consumers.public import NotFoundConsumer, TestChatConsumer
+from chat.realtime.consumers.room import ChatConsumer
 
 __all__ = ["ChatConsumer", "NotFoundConsumer", "TestChatConsumer"]

@@ -1,9 +1,10 @@
 """Delivery of the domain's events to open sockets: group names, layer events, the publisher.
 
-The domain (chat.services) announces committed changes as chat.events; `publish` turns each
-into the frame members receive, rendered once, and hands it to the channel layer's group of
-the room: every server process subscribed to the room gets it once and writes it to its own
-sockets (chat.fanout). Installed as the domain's publisher by ChatConfig.ready.
+The domain (chat.domain.services) announces committed changes as chat.domain.events;
+`publish` turns each into the frame members receive, rendered once, and hands it to the
+channel layer's group of the room: every server process subscribed to the room gets it once
+and writes it to its own sockets (chat.realtime.fanout). Installed as the domain's
+publisher by ChatConfig.ready.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
-from chat import events, protocol
+from chat import protocol
+from chat.domain import events
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ def publish(event: events.RoomEvent) -> bool:
             room_group_name(event.room_id), layer_event(event)
         )
     except CHANNEL_LAYER_ERRORS:
-        # Stored either way: the layer's watchdog (chat.liveness) closes every socket of a
+        # Stored either way: the layer's watchdog (chat.realtime.liveness) closes every socket of a
         # process that lost it, and clients recover with `after=`.
         logger.exception(
             "could not announce %s to room %s: channel layer unavailable",

@@ -15,11 +15,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts.client_address import scope_client_address
-from chat import liveness, protocol
-from chat.backpressure import watch_send_backlog
-from chat.broadcast_frames import framed_socket, write_frame
-from chat.delivery import CHANNEL_LAYER_ERRORS, broadcast_event
-from chat.fanout import room_hub
+from chat import adapters, protocol
+from chat.adapters.backpressure import watch_send_backlog
+from chat.adapters.broadcast_frames import framed_socket, write_frame
 from chat.protocol import (
     CHAT_DELETE,
     CHAT_EDIT,
@@ -29,9 +27,12 @@ from chat.protocol import (
     ProtocolError,
     Rejection,
 )
-from chat.ratelimit import AttemptLimiter, BucketRegistry, TokenBucket, attempt_limiter
+from chat.realtime import liveness
+from chat.realtime.delivery import CHANNEL_LAYER_ERRORS, broadcast_event
+from chat.realtime.fanout import room_hub
+from chat.realtime.ratelimit import AttemptLimiter, BucketRegistry, TokenBucket, attempt_limiter
 
-logger = logging.getLogger("chat.consumers")
+logger = logging.getLogger("chat.realtime.consumers")
 
 # Socket ids: unique across processes (presence on Redis keys on them) without reading
 # os.urandom per handshake.
@@ -62,7 +63,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     frame_handlers: dict = {}
 
     # No layer channel per socket: room events reach a socket through its process's RoomHub
-    # (chat.fanout). A socket then costs no layer queue, no receive task and, on Redis, no
+    # (chat.realtime.fanout). A socket then costs no layer queue, no receive task and, on Redis, no
     # SUBSCRIBE of its own; `channel_name` is only its id (hub, presence, `except`).
     channel_layer_alias = None
 
@@ -95,14 +96,16 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     async def accept(self, subprotocol=None, headers=None):
         self.accepted = True
         await super().accept(subprotocol, headers)
-        self.send_backlog = watch_send_backlog(self.base_send)
-        self.framed_socket = framed_socket(self.base_send)
+        if adapters.enabled("backpressure"):
+            self.send_backlog = watch_send_backlog(self.base_send)
+        if adapters.enabled("broadcast_frames"):
+            self.framed_socket = framed_socket(self.base_send)
 
     async def websocket_connect(self, message):
         self.closing = False
         self.accepted = False
         self.send_backlog = None  # set at accept, where the server exposes one
-        self.framed_socket = None  # likewise (chat.broadcast_frames)
+        self.framed_socket = None  # likewise (chat.adapters.broadcast_frames)
         rate, burst = frame_budget(CHAT_MESSAGE)
         self.rate_limit = TokenBucket(rate=rate, burst=burst)
         self.frame_buckets = None  # frame type -> TokenBucket, made on a type's first frame
@@ -232,7 +235,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             await self.send(text_data=frame)
 
     async def room_event(self, event: dict) -> None:
-        """An event of this socket's room, handed over by the process's RoomHub (chat.fanout)."""
+        """An event of this socket's room, handed over by the process's RoomHub (fanout)."""
         handler = self.room_event_handlers.get(event["type"])
         if handler is None:
             return
@@ -257,7 +260,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     room_event_handlers = {"chat.broadcast": chat_broadcast}
 
     async def layer_overflow(self, event):
-        """This socket fell behind (chat.fanout, chat.backpressure): close it, never drop."""
+        """This socket fell behind (fanout, chat.adapters.backpressure): close it, never drop."""
         await self.reject(
             Rejection.SERVICE_UNAVAILABLE,
             "you fell too far behind the room; reconnect and recover with after=<last id>",

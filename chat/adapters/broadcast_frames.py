@@ -3,7 +3,7 @@
 Every local socket of a room gets the same text for a broadcast. Through ASGI each of them
 costs Channels' `send`, daphne's reply routing, a UTF-8 encode and autobahn's framing of the
 same bytes again: most of the server's CPU per delivery (docs/performance.md). Under daphne a
-socket's autobahn protocol is reachable (chat.backpressure.daphne_protocol), and autobahn has a
+socket's autobahn protocol is reachable (backpressure.daphne_protocol), and autobahn has a
 public API for exactly this: `factory.prepareMessage` frames a message once, and each socket's
 `sendPreparedMessage` writes it (compressing it itself where compression was negotiated), in
 the same order as the socket's other frames (daphne's `send` writes synchronously too).
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from autobahn.websocket.protocol import PreparedMessage, WebSocketProtocol
 
-from chat.backpressure import daphne_protocol
+from chat.adapters.backpressure import daphne_protocol
 
 # The last message prepared (text, factory, message): a broadcast's text is one str object,
 # written to socket after socket.

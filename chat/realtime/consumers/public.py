@@ -8,11 +8,11 @@ from urllib.parse import parse_qs
 from django.conf import settings
 
 from chat import protocol
-from chat.consumers.base import BaseChatConsumer, client_ip
-from chat.delivery import PUBLIC_ROOM_GROUP
-from chat.origin import origin_allowed
 from chat.protocol import CHAT_MESSAGE, CHAT_SYNC, PING, ClientFrame, Rejection
-from chat.ratelimit import BucketRegistry, registry
+from chat.realtime.consumers.base import BaseChatConsumer, client_ip
+from chat.realtime.delivery import PUBLIC_ROOM_GROUP
+from chat.realtime.origin import origin_allowed
+from chat.realtime.ratelimit import BucketRegistry, registry
 
 ANONYMOUS_NAME = "anônimo"
 

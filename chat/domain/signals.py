@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from chat import services
+from chat.domain import services
 
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="chat_user_deactivated")

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from accounts.views import ConnectionTicketView
-from chat.views import (
+from chat.api.views import (
     DirectRoomView,
     RoomAccessView,
     RoomDetailView,

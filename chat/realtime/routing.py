@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from chat.consumers import ChatConsumer, NotFoundConsumer, TestChatConsumer
+from chat.realtime.consumers import ChatConsumer, NotFoundConsumer, TestChatConsumer
 
 websocket_urlpatterns = [
     path("ws/chat/teste/", TestChatConsumer.as_asgi()),

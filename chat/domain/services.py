@@ -1,9 +1,9 @@
 """Writes: every change to rooms, memberships and messages, whoever asks for it.
 
-Each operation validates, takes the room's order (chat.ordering), stores, and announces what
-changed once it committed (chat.events): the WebSocket consumer, the REST views, the admin,
+Each operation validates, takes the room's order (chat.domain.ordering), stores, and announces what
+changed once it committed (chat.domain.events): the WebSocket consumer, the REST views, the admin,
 management commands and other CRM code all get the same guarantees by calling it. Refusals
-are chat.refusals exceptions. `by`: the user asking, whose rights are checked; None for the
+are chat.domain.refusals exceptions. `by`: the user asking, whose rights are checked; None for the
 system itself (the admin, a command, other CRM code), which may do anything the rules allow.
 """
 
@@ -15,10 +15,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import events, refusals
-from chat.access import accessible_rooms, can_delete_message, can_edit_message, is_room_admin
-from chat.models import Membership, Message, MessageRevision, Room
-from chat.ordering import room_order
+from chat.domain import events, refusals
+from chat.domain.access import accessible_rooms, can_delete_message, can_edit_message, is_room_admin
+from chat.domain.models import Membership, Message, MessageRevision, Room
+from chat.domain.ordering import room_order
 
 DIRECT_ROOMS_ONLY_FROM_DIRECT = (
     "direct rooms are opened with POST /api/chat/direct/ {user_id}; create a group instead"

@@ -10,17 +10,15 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from accounts.websocket_auth import credential_from_scope
 from chat import protocol
-from chat.consumers.base import (
-    BaseChatConsumer,
-    client_ip,
-    failed_handshakes,
+from chat.domain.refusals import Refusal
+from chat.domain.selectors import message_list
+from chat.domain.services import (
+    message_create,
+    message_delete,
+    message_edit,
+    read_marker_set,
 )
-from chat.delivery import room_group_name
-from chat.handshakes import HandshakeRequest, check_handshake, shared_room
-from chat.origin import origin_allowed
-from chat.presence import presence_store
 from chat.protocol import (
     CHAT_DELETE,
     CHAT_EDIT,
@@ -34,19 +32,21 @@ from chat.protocol import (
     FrameError,
     Rejection,
 )
-from chat.ratelimit import BucketRegistry, TokenBucket, registry
-from chat.refusal_frames import websocket_refusal
-from chat.refusals import Refusal
-from chat.room_writers import room_database
-from chat.selectors import message_list
-from chat.services import (
-    message_create,
-    message_delete,
-    message_edit,
-    read_marker_set,
+from chat.realtime.auth import credential_from_scope
+from chat.realtime.consumers.base import (
+    BaseChatConsumer,
+    client_ip,
+    failed_handshakes,
 )
+from chat.realtime.delivery import room_group_name
+from chat.realtime.handshakes import HandshakeRequest, check_handshake, shared_room
+from chat.realtime.origin import origin_allowed
+from chat.realtime.presence import presence_store
+from chat.realtime.ratelimit import BucketRegistry, TokenBucket, registry
+from chat.realtime.refusals import websocket_refusal
+from chat.realtime.room_writers import room_database
 
-logger = logging.getLogger("chat.consumers")
+logger = logging.getLogger("chat.realtime.consumers")
 
 SYNC_PAGE_SIZE = 200
 TYPING_REPEAT_SECONDS = 1.0  # a client saying "still typing" is relayed at most this often
@@ -81,8 +81,8 @@ class ChatConsumer(BaseChatConsumer):
         """The first failing check, in the protocol's order: origin, auth, room, membership.
 
         Failed authentications (4401) count against the client address's limit, exactly even
-        when many run at once (chat.ratelimit.AttemptLimiter); past it, an address is refused
-        before any token or database work."""
+        when many run at once (chat.realtime.ratelimit.AttemptLimiter); past it, an address is
+        refused before any token or database work."""
         if not origin_allowed(self.scope, public_room=False):
             return Rejection.ORIGIN_NOT_ALLOWED
         address, handshakes = client_ip(self.scope), failed_handshakes()

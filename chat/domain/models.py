@@ -1,0 +1,108 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from chat.domain.fields import NulSafeTextField
+
+
+class Room(models.Model):
+    class Type(models.TextChoices):
+        COMMUNITY = "community"
+        GROUP = "group"
+        DIRECT = "direct"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    type = models.CharField(max_length=20, choices=Type.choices, default=Type.GROUP)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="chat_rooms"
+    )
+    # "<smaller user id>:<larger user id>" for direct rooms: one room per pair, by constraint.
+    direct_key = models.CharField(max_length=50, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        MEMBER = "member"
+        ADMIN = "admin"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+    # Read marker: the newest message id this member has read in the room (0: none).
+    last_read_message_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="membership_unique_room_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.room} ({self.role})"
+
+
+class Message(models.Model):
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
+    )
+    text = NulSafeTextField()
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no client_id, outside the unique constraint
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)  # a tombstone: text is emptied
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["room", "id"], name="message_room_id_idx")]
+        constraints = [
+            # A client retry (same client_id, room and author) is stored once.
+            models.UniqueConstraint(
+                fields=["room", "author", "client_id"],
+                condition=models.Q(client_id__isnull=False),
+                name="message_unique_client_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.author} in {self.room}"
+
+    @property
+    def author_username(self) -> str:
+        return self.author.username
+
+
+class MessageRevision(models.Model):
+    """Audit trail: every edit and delete, who did it, when, and the text before."""
+
+    class Action(models.TextChoices):
+        EDIT = "edit"
+        DELETE = "delete"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    previous_text = NulSafeTextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of #{self.message_id} by {self.actor}"
