@@ -108,3 +108,28 @@ async def next_chat_message(ws, text: str) -> dict:
         frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
         if frame.get("type") == "chat.message" and frame["message"] == text:
             return frame
+
+
+async def test_without_the_speed_adapters_daphne_serves_the_same_chat(tmp_path):
+    """The library's own path (what an adapter falls back to on another library version):
+    every speed adapter off, a real daphne still chats, recovers and says why it refuses."""
+    from tests.e2e.clients import ChatClient
+    from tests.e2e.conftest import login, room_id_by_name
+    from tests.e2e.server import seeded_server
+
+    off = "daphne_shared_options,autobahn_lazy_debug,request_threads,broadcast_frames"
+    server = seeded_server(tmp_path, CHAT_ADAPTERS_OFF=off)
+    try:
+        admin, maria = login(server, "admin"), login(server, "maria")
+        room = room_id_by_name(server, admin, "Chat - Gerência")
+        sender = await ChatClient.connect(server, room, admin)
+        receiver = await ChatClient.connect(server, room, maria)
+        await sender.send_message("sem adaptadores")
+        assert (await receiver.next_message())["message"] == "sem adaptadores"
+        error, code = await ChatClient.refused(server, room, "not-a-token")
+        assert (error["code"], code) == ("token_invalid", 4401)
+        await sender.close()
+        await receiver.close()
+    finally:
+        server.stop()
+    assert "adapter broadcast_frames switched off" in server.log_path.read_text()
