@@ -4,8 +4,8 @@
   control) at /ws/tutorial/<room>/ next to the product's routes. Nothing here is reachable
   from crm_backend.settings, so the control never ships.
 - The product's message rate limits would (rightly) refuse a load generator: every
-  CHAT_*RATE_LIMIT*_PER_SECOND / _BURST setting (per connection, per user, ...) is raised here
-  unless that variable is set in the environment.
+  CHAT_*RATE_LIMIT*_PER_SECOND / _BURST setting (per connection, per user, ...) and the
+  per-frame budgets (CHAT_FRAME_BUDGETS) are raised here unless set in the environment.
 """
 
 import os
@@ -20,6 +20,11 @@ for _name in [n for n in globals() if n.startswith("CHAT_") and "RATE_LIMIT" in 
             globals()[_name] = 1_000_000.0
         elif _name.endswith("_BURST"):
             globals()[_name] = 1_000_000
+
+# Likewise the per-frame budgets: a load generator recovering after a 1013 pages chat.sync
+# as fast as answers come.
+if "CHAT_FRAME_BUDGETS" not in os.environ:
+    CHAT_FRAME_BUDGETS = dict.fromkeys(CHAT_FRAME_BUDGETS, (1_000_000.0, 1_000_000))  # noqa: F405
 
 # The control's route exists only when this module is the settings module.
 BENCH_TUTORIAL_CONTROL = True

@@ -368,3 +368,27 @@ async def test_cluster_socket_and_rest_changes_on_both_processes_arrive_in_commi
     assert {text.split()[0] for text in committed} == {"ws", "rest0", "rest1", "rest2"}
     for client in [on_a, *receivers]:
         await client.close()
+
+
+async def test_cluster_chat_post_from_the_shell_reaches_live_sockets_on_every_process(cluster):
+    """`manage.py chat_post`, run as a cron job would (its own process, the same Redis and
+    PostgreSQL), stores the message and every process's sockets receive it at once."""
+    from tests.e2e.server import manage
+
+    a, b = cluster
+    admin, maria = tokens(a, "admin", "maria")
+    room = room_id_by_name(a, admin, "Chat - Vendas")
+    on_a = await ChatClient.connect(a, room, admin)
+    on_b = await ChatClient.connect(b, room, maria)
+    text = f"do cron {uuid.uuid4()}"
+
+    output = await asyncio.to_thread(manage, a.env, "chat_post", room, "joao", text)
+
+    for client in (on_a, on_b):
+        frame = await client.next_message()
+        assert (frame["message"], frame["user"]["username"]) == (text, "joao")
+    assert f"posted message {frame['id']}" in output
+    stored = history_after(a, admin, room, frame["id"] - 1)
+    assert [m["message"] for m in stored] == [text]
+    await on_a.close()
+    await on_b.close()
