@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import ProhibitNullCharactersValidator
 from rest_framework import serializers
 
 from chat import protocol
@@ -50,7 +51,18 @@ class RoomSerializer(serializers.ModelSerializer):
         return protocol.message_payload(last) if last else None
 
 
+class TextField(serializers.CharField):
+    """Text as JSON sends it: DRF's CharField would take a number for its digits (0 as "0")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class RoomCreateSerializer(serializers.ModelSerializer):
+    name = TextField(max_length=200)
+
     class Meta:
         model = Room
         fields = ["name", "type"]
@@ -108,11 +120,15 @@ def _encodable(value: str) -> str:
     return value
 
 
-class MessageTextField(serializers.CharField):
+class MessageTextField(TextField):
     """A message's text as sent; the rules for it (not blank, not too long) are the domain's."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(allow_blank=True, trim_whitespace=False, **kwargs)
+        # NUL is text like any other, as on the socket (chat.fields.NulSafeTextField stores it).
+        self.validators = [
+            v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)
+        ]
 
     def to_internal_value(self, data):
         return _encodable(super().to_internal_value(data))
@@ -124,7 +140,7 @@ class MessageEditSerializer(serializers.Serializer):
 
 class MessagePostSerializer(serializers.Serializer):
     message = MessageTextField()
-    client_id = serializers.CharField(
+    client_id = TextField(
         required=False,
         min_length=1,
         max_length=protocol.MAX_CLIENT_ID_LENGTH,
@@ -136,7 +152,7 @@ class MessagePostSerializer(serializers.Serializer):
 
 
 class RoomRenameSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = TextField(max_length=200)
 
 
 class DirectRoomSerializer(serializers.Serializer):

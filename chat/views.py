@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from accounts.websocket_auth import authenticate_token
 from chat import protocol, refusals, selectors, services
 from chat.access import accessible_rooms, room_for_connection
+from chat.api_schema import ErrorSerializer
 from chat.models import Room
 from chat.presence import online_members
 from chat.protocol import Rejection
@@ -208,7 +209,14 @@ class RoomPresenceView(APIView):
 
 
 class DirectRoomView(APIView):
-    @extend_schema(request=DirectRoomSerializer, responses={200: RoomDetailSerializer})
+    @extend_schema(
+        request=DirectRoomSerializer,
+        responses={
+            200: RoomDetailSerializer,
+            201: RoomDetailSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="`user_not_found`"),
+        },
+    )
     def post(self, request: Request) -> Response:
         """The 1:1 room with `user_id`: the existing one (200) or a new one (201)."""
         body = DirectRoomSerializer(data=request.data)

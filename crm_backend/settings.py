@@ -197,7 +197,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, adding the errors each operation can answer (chat/api_schema.py).
+    "DEFAULT_SCHEMA_CLASS": "chat.api_schema.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="20/min")},
     # Every error in one shape, {"code", "detail"}, with the WebSocket's codes.
     "EXCEPTION_HANDLER": "chat.api_errors.exception_handler",
@@ -218,6 +219,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Requests and answers are described apart: only a request's text may not be blank.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Our PATCH views validate the whole body (required fields are required), not DRF's partial.
+    "COMPONENT_SPLIT_PATCH": False,
 }
 
 # --- CORS (React dev server) and WebSocket origins share one list.
