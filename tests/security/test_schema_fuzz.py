@@ -2,7 +2,7 @@
 
 In-process, against the ASGI application daphne serves, as a demo user with a real JWT from the
 login endpoint. Each operation gets schema-valid and schema-invalid requests (schemathesis'
-coverage and fuzzing phases, MAX_EXAMPLES each) and every answer is checked: no 5xx, its status
+coverage phase, then MAX_EXAMPLES fuzzed ones) and every answer is checked: no 5xx, its status
 code documented, its body and content type as documented, schema-invalid requests refused (4xx),
 schema-valid ones not refused as invalid, authentication enforced where documented.
 
@@ -33,7 +33,7 @@ from chat.models import Membership, Message, Room
 from crm_backend.asgi import application
 from tests.factories import access_token, make_room, make_user
 
-MAX_EXAMPLES = 25  # per operation and phase: ~850 requests to 18 operations, ~20 s
+MAX_EXAMPLES = 25  # fuzzed per operation, after the coverage phase: ~850 requests in ~20 s
 DEMO_USER = "admin"
 # Every {room_id} is this room, DEMO_USER's: requests get past the room check to the body's.
 ROOM_ID = uuid.UUID("15151515-1515-4515-8515-151515151515")
