@@ -33,7 +33,7 @@ class MeView(APIView):
 
 
 class ConnectionTicketView(APIView):
-    @extend_schema(request=None, responses=ConnectionTicketSerializer)
+    @extend_schema(request=None, responses={201: ConnectionTicketSerializer})
     def post(self, request: Request) -> Response:
         """A single-use ticket for `?ticket=` on a WebSocket URL, valid CHAT_TICKET_SECONDS.
 

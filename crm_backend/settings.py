@@ -213,7 +213,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, adding the errors each operation can answer (chat/api/schema.py).
+    "DEFAULT_SCHEMA_CLASS": "chat.api.schema.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="20/min")},
     # Every error in one shape, {"code", "detail"}, with the WebSocket's codes.
     "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
@@ -234,6 +235,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Requests and answers are described apart: only a request's text may not be blank.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Our PATCH views validate the whole body (required fields are required), not DRF's partial.
+    "COMPONENT_SPLIT_PATCH": False,
 }
 
 # --- CORS and WebSocket origins share one list, matched exactly (scheme, host, port):

@@ -9,7 +9,8 @@ Retry-After) and not-found. The codes are the WebSocket's where both transports 
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -77,3 +78,10 @@ def _first_message(detail) -> str:
     if isinstance(detail, list) and detail:
         return _first_message(detail[0])
     return str(detail)
+
+
+def page_not_found(request, exception):
+    """Django's handler404: under /api/, a path no view matches answers in the one shape too."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "no such endpoint"), status=404)
+    return defaults.page_not_found(request, exception)

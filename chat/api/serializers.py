@@ -1,5 +1,4 @@
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -52,7 +51,17 @@ class RoomSerializer(serializers.ModelSerializer):
         return protocol.message_payload(last) if last else None
 
 
+class TextField(serializers.CharField):
+    """Text as JSON sends it: DRF's CharField would take a number for its digits (0 as "0")."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class RoomCreateSerializer(serializers.ModelSerializer):
+    name = TextField(max_length=200)
     # Direct rooms come from POST /api/chat/direct/ only: exactly two members, forever.
     type = serializers.ChoiceField(
         choices=[Room.Type.GROUP, Room.Type.COMMUNITY],
@@ -120,8 +129,7 @@ def _encodable(value: str) -> str:
     return value
 
 
-@extend_schema_field(OpenApiTypes.STR)
-class MessageTextField(serializers.Field):
+class MessageTextField(serializers.Field):  # documented by chat.api.schema.MessageTextRules
     """A message's text as sent: any string UTF-8 can carry, NUL and control characters
     included (data, as on the socket; DRF's CharField would refuse NUL and turn numbers into
     text). Not blank and not too long is the domain's rule (services.message_text_check)."""
@@ -135,7 +143,14 @@ class MessageTextField(serializers.Field):
         return _encodable(data)
 
 
-@extend_schema_field(OpenApiTypes.STR)
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": protocol.MAX_CLIENT_ID_LENGTH,
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",  # no control characters
+    }
+)
 class ClientIdField(serializers.Field):
     """A client_id by the socket's rule, chat.protocol.valid_client_id."""
 
@@ -162,7 +177,7 @@ class MessagePostSerializer(serializers.Serializer):
 
 
 class RoomRenameSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = TextField(max_length=200)
 
 
 class DirectRoomSerializer(serializers.Serializer):

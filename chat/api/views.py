@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chat import protocol
+from chat.api.schema import ErrorSerializer
 from chat.api.serializers import (
     AccessCheckSerializer,
     DirectRoomSerializer,
@@ -209,7 +210,14 @@ class RoomPresenceView(APIView):
 
 
 class DirectRoomView(APIView):
-    @extend_schema(request=DirectRoomSerializer, responses={200: RoomDetailSerializer})
+    @extend_schema(
+        request=DirectRoomSerializer,
+        responses={
+            200: RoomDetailSerializer,
+            201: RoomDetailSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="`user_not_found`"),
+        },
+    )
     def post(self, request: Request) -> Response:
         """The 1:1 room with `user_id`: the existing one (200) or a new one (201)."""
         body = DirectRoomSerializer(data=request.data)
