@@ -11,28 +11,13 @@ from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
 
 from chat.domain.models import Message, MessageRevision
-from tests.factories import access_token, make_room, make_user
+from tests.factories import access_token, make_user
 from tests.test_team_chat import api, rest
 from tests.ws import joined, room_path
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUIET = 0.2
-
-
-@pytest.fixture
-def alice(db):
-    return make_user("alice")
-
-
-@pytest.fixture
-def bob(db):
-    return make_user("bob")
-
-
-@pytest.fixture
-def room(alice, bob):
-    return make_room(admins=[alice], members=[bob])
 
 
 async def watching(room, user):
@@ -95,9 +80,7 @@ def test_message_post_refusals_use_the_sockets_codes(room, bob, payload, status,
     assert not Message.objects.exists()
 
 
-def test_message_post_by_a_non_member_is_404_and_stores_nothing(room):
-    outsider = make_user("outsider")
-
+def test_message_post_by_a_non_member_is_404_and_stores_nothing(room, outsider):
     response = api(outsider).post(messages_path(room), {"message": "oi"}, format="json")
 
     assert (response.status_code, response.json()["code"]) == (404, "room_not_found")
@@ -131,10 +114,9 @@ async def test_chat_post_command_stores_and_announces_like_a_socket(room, alice,
     await watcher.disconnect()
 
 
-def test_chat_post_command_refuses_what_a_socket_would(room):
-    make_user("carol")
+def test_chat_post_command_refuses_what_a_socket_would(room, outsider):
     with pytest.raises(CommandError, match="not_a_member"):
-        chat_post(str(room.pk), "carol", "oi")
+        chat_post(str(room.pk), "outsider", "oi")
     with pytest.raises(CommandError, match="empty_message"):
         chat_post(str(room.pk), "bob", "  ")
     with pytest.raises(CommandError, match="no room"):
@@ -165,7 +147,7 @@ def test_room_rename_by_a_member_who_is_not_admin_is_403(room, bob):
 
     assert (response.status_code, response.json()["code"]) == (403, "not_room_admin")
     room.refresh_from_db()
-    assert room.name == "Sala"
+    assert room.name == "Chat - Gerência"
 
 
 async def test_member_added_is_announced_to_the_room(room, alice, bob):
