@@ -22,9 +22,12 @@ def _membership_remove(membership: Membership) -> None:
 
 
 def _membership_add(membership: Membership) -> None:
-    added, _ = services.membership_add(
-        room=membership.room, user=membership.user, role=membership.role
-    )
+    try:
+        added, _ = services.membership_add(
+            room=membership.room, user=membership.user, role=membership.role
+        )
+    except Refusal as refusal:
+        raise PermissionDenied(refusal.detail) from None
     membership.pk = added.pk
 
 
@@ -102,6 +105,11 @@ class MembershipAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return not _is_direct(obj and obj.room) and super().has_change_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        # A membership moves to another room or user only as a removal and an addition, which
+        # the room's sockets hear of: here only its role changes.
+        return ["room", "user"] if obj is not None else []
 
     # Refused here, not by has_delete_permission: deleting a user or a room deletes their
     # memberships too, and Django would refuse that whole deletion on a direct room's member.

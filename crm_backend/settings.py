@@ -91,14 +91,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # each is health-checked before reuse, so a restarted database is reconnected to by itself.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Threads the WebSocket writes rooms on, each room always on the same one (chat/ordering.py);
-# 0 = Channels' single database thread. SQLite takes one writer at a time, so it uses 0.
+# Threads the WebSocket writes rooms on, each room always on the same one
+# (chat/realtime/room_writers.py); 0 = Channels' single database thread (SQLite, which takes
+# one writer at a time).
 CHAT_DB_WRITE_THREADS = env.int(
     "CHAT_DB_WRITE_THREADS",
     default=0 if DATABASES["default"]["ENGINE"].endswith("sqlite3") else 4,
 )
 # Threads serving HTTP requests' sync code (views, ORM), each keeping its database connection
-# (crm_backend/request_threads.py); at most this many requests touch the database at once.
+# (chat/adapters/request_threads.py); at most this many requests touch the database at once.
 CHAT_HTTP_THREADS = env.int("CHAT_HTTP_THREADS", default=4)
 # Concurrent test runs (a work tree and a fresh clone) must not share a test database.
 if env.str("CHAT_TEST_DB_NAME", default=""):
@@ -147,10 +148,12 @@ REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
 # Messages a socket may fall behind before it is closed with 1013 (never dropped silently).
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=1000)
 # A socket whose client has not read for this long while its room kept talking is closed with
-# 1013 (under daphne; chat/backpressure.py), instead of the server buffering for it without end.
+# 1013 (under daphne; chat/adapters/backpressure.py), instead of the server buffering for it
+# without end.
 CHAT_SLOW_RECEIVER_SECONDS = env.float("CHAT_SLOW_RECEIVER_SECONDS", default=10.0)
 # Bytes the server may hold queued for one socket (broadcasts, its own answers, errors) before
-# it closes that socket with 1013 instead of buffering more (under daphne; chat/backpressure.py).
+# it closes that socket with 1013 instead of buffering more (under daphne;
+# chat/adapters/backpressure.py).
 CHAT_SOCKET_BUFFER_BYTES = env.int("CHAT_SOCKET_BUFFER_BYTES", default=4 * 1024 * 1024)
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="crm_chat")
 CHANNEL_LAYER_GROUP_EXPIRY = env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400)
@@ -215,7 +218,11 @@ REST_FRAMEWORK = {
     ],
     # drf-spectacular's, adding the errors each operation can answer (chat/api/schema.py).
     "DEFAULT_SCHEMA_CLASS": "chat.api.schema.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"login": env.str("LOGIN_THROTTLE_RATE", default="20/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env.str("LOGIN_THROTTLE_RATE", default="20/min"),
+        # REST writes per user (chat/api/throttling.py), on top of the socket's own limits.
+        "chat_writes": env.str("CHAT_REST_WRITE_RATE", default="120/min"),
+    },
     # Every error in one shape, {"code", "detail"}, with the WebSocket's codes.
     "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
 }
@@ -242,7 +249,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- CORS and WebSocket origins share one list, matched exactly (scheme, host, port):
-# chat/origin.py. Defaults: the React (3000) and Vite (5173) dev servers.
+# chat/realtime/origin.py. Defaults: the React (3000) and Vite (5173) dev servers.
 CHAT_ALLOWED_ORIGINS = env.list(
     "CHAT_ALLOWED_ORIGINS",
     default=[
@@ -274,7 +281,7 @@ CHAT_RATE_LIMIT_STRIKES = env.int("CHAT_RATE_LIMIT_STRIKES", default=20)
 CHAT_FRAME_BUDGETS = {
     "chat.sync": (2.0, 10),  # each answer a page of up to 200 messages (~70 KB)
     "read": (10.0, 30),  # a client may send one for every message it sees
-    "typing": (5.0, 20),  # on top of the relay limits of chat/consumers/room.py
+    "typing": (5.0, 20),  # on top of the relay limits of chat/realtime/consumers/room.py
     "ping": (2.0, 10),  # clients ping every 25-30 s; tests use pings as fences
 }
 _frame_budget_overrides = env.json("CHAT_FRAME_BUDGETS", default={})
@@ -305,6 +312,9 @@ CHAT_TRUSTED_PROXIES = trusted_proxies(env.list("CHAT_TRUSTED_PROXIES", default=
 # A connection ticket (POST /api/chat/ws-ticket/) opens one socket within this many seconds.
 CHAT_TICKET_SECONDS = env.int("CHAT_TICKET_SECONDS", default=30)
 CHAT_EDIT_WINDOW_SECONDS = env.int("CHAT_EDIT_WINDOW_SECONDS", default=15 * 60)
+# How long a change waits for its room's order (chat/domain/ordering.py) before it is refused
+# as a database error (not_persisted / 503): a stalled holder must not stall every writer.
+CHAT_ROOM_ORDER_TIMEOUT_SECONDS = env.float("CHAT_ROOM_ORDER_TIMEOUT_SECONDS", default=10.0)
 # Presence: a socket's "online" entry lives this long unless its server process renews it,
 # so a killed process's users go offline by themselves. Typing stops after TYPING seconds.
 CHAT_PRESENCE_TTL_SECONDS = env.float("CHAT_PRESENCE_TTL_SECONDS", default=30.0)

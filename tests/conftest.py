@@ -36,11 +36,16 @@ def room(alice, bob):
 
 @pytest.fixture(autouse=True)
 def fresh_rate_limits():
-    """Per-process limits (failed handshakes per IP, messages per user) start empty: in-process
-    sockets all share one client address, so one test's refusals would count in the next."""
+    """Per-process limits (failed handshakes per IP, messages per user, REST's throttles in the
+    cache) start empty: in-process clients all share one address and the same users, so one
+    test's requests would count in the next."""
+    from django.core.cache import cache
+
     ratelimit.reset_all()
+    cache.clear()
     yield
     ratelimit.reset_all()
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -225,3 +225,50 @@ async def test_concurrent_edits_from_socket_and_rest_reach_members_in_commit_ord
     assert {t.split("-")[0] for t in committed} == {"ws", "rest1", "rest2"}, "all took part"
     await editor.disconnect()
     await watcher.disconnect()
+
+
+def test_rest_writes_spend_a_per_user_budget_and_reads_do_not(room, bob, settings):
+    """REST is no way around the socket's message limits (CHAT_REST_WRITE_RATE)."""
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import SimpleRateThrottle
+
+    rates = {**api_settings.DEFAULT_THROTTLE_RATES, "chat_writes": "3/min"}
+    original = SimpleRateThrottle.THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = rates
+    try:
+        client = api(bob)
+        posts = [
+            client.post(messages_path(room), {"message": f"m{n}"}, format="json")
+            for n in range(4)
+        ]
+        reads = [client.get(messages_path(room)) for _ in range(5)]
+    finally:
+        SimpleRateThrottle.THROTTLE_RATES = original
+
+    assert [p.status_code for p in posts] == [201, 201, 201, 429]
+    assert posts[-1].json()["code"] == "rate_limited" and int(posts[-1]["Retry-After"]) > 0
+    assert {r.status_code for r in reads} == {200}
+    assert Message.objects.count() == 3
+
+
+async def test_an_edit_stored_but_not_announced_closes_the_editors_socket_with_1013(
+    room, alice, monkeypatch
+):
+    """The channel layer fails after the edit committed: the editor is told to reconnect and
+    recover (members recover the edit with `after=` too); the edit itself is kept."""
+    from channels.layers import get_channel_layer
+
+    from tests.ws import assert_rejected
+
+    editor = await watching(room, alice)
+    await editor.send_json_to({"type": "chat.message", "message": "v0"})
+    message_id = (await editor.receive_json_from())["id"]
+
+    async def layer_down(*args, **kwargs):
+        raise OSError("the channel layer is unreachable")
+
+    monkeypatch.setattr(type(get_channel_layer()), "group_send", layer_down)
+    await editor.send_json_to({"type": "chat.edit", "message_id": message_id, "message": "v1"})
+
+    await assert_rejected(editor, "service_unavailable", 1013)
+    assert (await Message.objects.aget(pk=message_id)).text == "v1"

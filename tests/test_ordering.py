@@ -9,7 +9,7 @@ from django.db import DatabaseError, connection, connections, transaction
 
 from chat.domain import events
 from chat.domain.models import Message
-from chat.domain.ordering import advisory_key, room_order
+from chat.domain.ordering import RoomBusy, advisory_key, room_order
 from chat.domain.services import message_create
 from chat.realtime.room_writers import room_database
 from tests.factories import make_room, make_user
@@ -98,6 +98,10 @@ def test_room_order_lets_one_change_of_a_room_in_at_a_time():
     guard = threading.Lock()
 
     def change():
+        ordered_change()
+        connection.close()
+
+    def ordered_change():
         with room_order(room_id):
             with guard:
                 inside[0] += 1
@@ -105,7 +109,6 @@ def test_room_order_lets_one_change_of_a_room_in_at_a_time():
             threading.Event().wait(0.002)
             with guard:
                 inside[0] -= 1
-        connection.close()
 
     threads = [threading.Thread(target=change) for _ in range(8)]
     for thread in threads:
@@ -127,6 +130,50 @@ def test_room_order_is_held_across_processes_until_left_even_when_the_change_fai
         assert (free_during, free_after) == ([False], True)
     else:
         assert (free_during, free_after) == ([None], None)
+
+
+def test_room_order_inside_a_callers_transaction_lasts_until_it_ends():
+    """The admin's pages run in a transaction: on PostgreSQL the order is then the room's
+    transaction lock (a wait PostgreSQL's deadlock detector sees), held to the commit. On SQLite
+    no lock of ours is taken there: SQLite's write lock orders the writers."""
+    room_id = uuid.uuid4()
+    with transaction.atomic():
+        with room_order(room_id):
+            pass
+        after_leaving = _lock_free_in_another_session(room_id)
+    after_commit = _lock_free_in_another_session(room_id)
+    if connection.vendor == "postgresql":
+        assert (after_leaving, after_commit) == (False, True)
+    else:
+        assert (after_leaving, after_commit) == (None, None)
+
+
+def test_a_busy_room_refuses_a_change_after_the_timeout_and_stores_nothing(settings):
+    """A stalled holder of the room's order must not stall its writers for ever."""
+    settings.CHAT_ROOM_ORDER_TIMEOUT_SECONDS = 0.2
+    author = make_user()
+    room = make_room(members=[author])
+    if connection.vendor != "postgresql":
+        return  # one process, and its lock is held only by running code: nothing to stall
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with room_order(room.pk):
+            held.set()
+            release.wait(5)
+        connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    try:
+        with pytest.raises(RoomBusy):
+            message_create(room=room, author=author, text="waits")
+    finally:
+        release.set()
+        holder.join()
+    assert not Message.objects.filter(text="waits").exists()
+    assert message_create(room=room, author=author, text="then goes").created
 
 
 def test_a_message_is_announced_while_its_room_order_is_still_held(published):
@@ -178,8 +225,8 @@ def test_a_message_costs_a_member_check_and_one_insert_outside_a_transaction(pub
     expected = [("SELECT %s", False), ("INSERT INTO", False)]
     if connection.vendor == "postgresql":
         expected = [
-            ("SELECT %s", False),
-            ("SELECT pg_advisory_lock(%s)", False),
+            ("SELECT pg_try_advisory_lock(%s)", False),
+            ("SELECT %s", False),  # the membership, inside the order
             ("INSERT INTO", False),
             ("SELECT pg_advisory_unlock(%s)", False),
         ]

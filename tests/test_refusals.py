@@ -15,8 +15,8 @@ from tests.factories import access_token, expired_access_token, make_room, make_
 
 @pytest.mark.parametrize("refusal", refusals.all_refusals(), ids=lambda r: r.__name__)
 def test_every_refusal_has_a_row_in_both_edge_tables_with_its_own_code(refusal):
-    assert refusal in WEBSOCKET_REFUSALS, "add it to chat/refusal_frames.py"
-    assert refusal in REST_REFUSALS, "add it to chat/api_errors.py"
+    assert refusal in WEBSOCKET_REFUSALS, "add it to chat/realtime/refusals.py"
+    assert refusal in REST_REFUSALS, "add it to chat/api/errors.py"
     assert str(WEBSOCKET_REFUSALS[refusal]) == refusal.code
     assert 400 <= REST_REFUSALS[refusal] < 500
     assert refusal().detail

@@ -183,9 +183,11 @@ def test_message_list_rows_render_as_the_stored_message_does(room, alice):
 
     kept = services.message_create(room=room, author=alice, text="kept", client_id="c-1").message
     edited = services.message_create(room=room, author=alice, text="draft").message
-    edited = services.message_edit(room=room, message_id=edited.pk, editor=alice, text="final")
+    edited = services.message_edit(
+        room=room, message_id=edited.pk, editor=alice, text="final"
+    ).value
     gone = services.message_create(room=room, author=alice, text="oops").message
-    gone = services.message_delete(room=room, message_id=gone.pk, actor=alice)
+    gone = services.message_delete(room=room, message_id=gone.pk, actor=alice).value
 
     page = selectors.message_list(room=room)
 

@@ -9,6 +9,9 @@ Retry-After) and not-found. The codes are the WebSocket's where both transports 
 
 from __future__ import annotations
 
+import logging
+
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -16,6 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from chat.domain import refusals
+
+logger = logging.getLogger(__name__)
 
 REST_REFUSALS: dict[type[refusals.Refusal], int] = {
     refusals.RoomNotFound: status.HTTP_404_NOT_FOUND,
@@ -49,6 +54,11 @@ def exception_handler(exc, context):
     """DRF's handler (status, headers such as Retry-After), answering in the one shape."""
     if isinstance(exc, refusals.Refusal):
         return Response(error_body(exc.code, exc.detail), status=REST_REFUSALS[type(exc)])
+    if isinstance(exc, DatabaseError):
+        # As a socket's `not_persisted`: nothing was stored; retrying (same client_id) is safe.
+        logger.exception("database error answering %s", context["request"].path)
+        detail = "the database is unavailable or busy; nothing was stored, retry later"
+        return Response(error_body("service_unavailable", detail), status=503)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "not found")
     response = drf_exception_handler(exc, context)

@@ -29,6 +29,7 @@ from chat.api.serializers import (
     RoomRenameSerializer,
     RoomSerializer,
 )
+from chat.api.throttling import ChatWriteThrottle
 from chat.domain import refusals, selectors, services
 from chat.domain.access import accessible_rooms, room_for_connection
 from chat.domain.models import Room
@@ -55,6 +56,8 @@ def active_user(user_id: int):
 
 
 class RoomListView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(responses=RoomSerializer(many=True))
     def get(self, request: Request) -> Response:
         """The rooms the user is a member of, with member count and last message."""
@@ -73,6 +76,8 @@ class RoomListView(APIView):
 
 
 class RoomDetailView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(responses=RoomDetailSerializer)
     def get(self, request: Request, room_id) -> Response:
         """One room with its members (members only)."""
@@ -92,6 +97,8 @@ class RoomDetailView(APIView):
 
 
 class RoomMessagesView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(parameters=[HistoryQuerySerializer], responses=MessagePageSerializer)
     def get(self, request: Request, room_id) -> Response:
         """History, oldest first: `after=<id>` recovers missed messages; `before=<id>` pages."""
@@ -134,6 +141,8 @@ class RoomMessagesView(APIView):
 
 
 class RoomMembersView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(
         request=MemberAddSerializer,
         responses={
@@ -153,6 +162,8 @@ class RoomMembersView(APIView):
 
 
 class RoomMemberView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(responses={204: None})
     def delete(self, request: Request, room_id, user_id: int) -> Response:
         """Remove a member (room admins only); their open sockets to the room are closed."""
@@ -164,6 +175,8 @@ class RoomMemberView(APIView):
 
 
 class RoomMessageView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(request=MessageEditSerializer, responses=MessageSerializer)
     def patch(self, request: Request, room_id, message_id: int) -> Response:
         """Edit a message (its author, within CHAT_EDIT_WINDOW_SECONDS); sockets get
@@ -171,13 +184,13 @@ class RoomMessageView(APIView):
         room = room_for_request(request, room_id)
         body = MessageEditSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        message = services.message_edit(
+        edit = services.message_edit(
             room=room,
             message_id=message_id,
             editor=request.user,
             text=body.validated_data["message"],
         )
-        return Response(protocol.message_payload(message))
+        return Response(protocol.message_payload(edit.value))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, room_id, message_id: int) -> Response:
@@ -188,6 +201,8 @@ class RoomMessageView(APIView):
 
 
 class RoomReadView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(request=ReadMarkerSerializer, responses=ReadMarkerSerializer)
     def post(self, request: Request, room_id) -> Response:
         """Mark the room read up to `message_id`; other members' sockets get a `read` frame."""
@@ -197,7 +212,7 @@ class RoomReadView(APIView):
         marker = services.read_marker_set(
             room=room, user=request.user, message_id=body.validated_data["message_id"]
         )
-        return Response({"message_id": marker})
+        return Response({"message_id": marker.value})
 
 
 class RoomPresenceView(APIView):
@@ -210,6 +225,8 @@ class RoomPresenceView(APIView):
 
 
 class DirectRoomView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
     @extend_schema(
         request=DirectRoomSerializer,
         responses={

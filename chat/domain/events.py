@@ -53,6 +53,7 @@ class MemberAdded:
     role: str
 
 
+# Why a member lost a room (chat.domain.access.AccessLost's values).
 REMOVED_FROM_ROOM = "removed_from_room"
 USER_INACTIVE = "user_inactive"
 
@@ -116,5 +117,7 @@ def announce_on_commit(event: RoomEvent) -> Announcement:
     def publish() -> None:
         announcement.delivered = _publisher(event)
 
-    transaction.on_commit(publish)
+    # Robust: a publisher that fails must not turn a committed change into an error, nor keep
+    # the transaction's other announcements from going out.
+    transaction.on_commit(publish, robust=True)
     return announcement

@@ -33,6 +33,15 @@ class MessageCreateResult:
     announcement: events.Announcement | None = None  # None when nothing new was announced
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What a change of a room left: its value (the message, the marker), and its announcement
+    (None when nothing changed, so nothing was announced)."""
+
+    value: object
+    announcement: events.Announcement | None
+
+
 def message_text_check(text: str) -> str:
     """The rule for a message's text, on every transport: not blank, not too long."""
     if not text.strip():
@@ -48,8 +57,8 @@ def message_create(
 ) -> MessageCreateResult:
     """Store a message by a member and announce it; a retry of a client_id returns the first."""
     message_text_check(text)
-    _member_check(room=room, user=author)
     with room_order(room.pk):
+        _member_check(room=room, user=author)  # inside the order: no removal can come between
         if client_id is None:
             # One INSERT is atomic by itself, and the room's order is held: no transaction.
             message = Message.objects.create(room=room, author=author, text=text)
@@ -89,7 +98,7 @@ def _admin_check(*, room: Room, by) -> None:
 
 def _message_for_change(*, room: Room, message_id: int) -> Message:
     message = (
-        Message.objects.select_for_update()
+        Message.objects.select_for_update(of=("self",))  # the message's row, not the room's
         .select_related("author", "room")
         .filter(room=room, pk=message_id, deleted_at__isnull=True)
         .first()
@@ -99,11 +108,13 @@ def _message_for_change(*, room: Room, message_id: int) -> Message:
     return message
 
 
-def message_edit(*, room: Room, message_id: int, editor, text: str) -> Message:
-    """Replace a message's text (its author, within the edit window); the old text is audited."""
+def message_edit(*, room: Room, message_id: int, editor, text: str) -> Change:
+    """Replace a message's text (its author, a member, within the edit window); the old text
+    is audited. The Change's value is the edited message."""
     message_text_check(text)
     now = timezone.now()
     with room_order(room.pk), transaction.atomic():
+        _member_check(room=room, user=editor)
         message = _message_for_change(room=room, message_id=message_id)
         if message.author_id != editor.pk:
             raise refusals.NotAllowed("only the author can edit a message")
@@ -112,21 +123,23 @@ def message_edit(*, room: Room, message_id: int, editor, text: str) -> Message:
         _revision_add(message, actor=editor, action=MessageRevision.Action.EDIT)
         message.text, message.edited_at = text, now
         message.save(update_fields=["text", "edited_at"])
-        events.announce_on_commit(events.MessageEdited(room.pk, message))
-    return message
+        announcement = events.announce_on_commit(events.MessageEdited(room.pk, message))
+    return Change(message, announcement)
 
 
-def message_delete(*, room: Room, message_id: int, actor) -> Message:
-    """Turn a message into a tombstone (its author or a room admin); the text is audited."""
+def message_delete(*, room: Room, message_id: int, actor) -> Change:
+    """Turn a message into a tombstone (its author or a room admin, a member); the text is
+    audited. The Change's value is the tombstone."""
     with room_order(room.pk), transaction.atomic():
+        _member_check(room=room, user=actor)
         message = _message_for_change(room=room, message_id=message_id)
         if not can_delete_message(actor, message):
             raise refusals.NotAllowed("only the author or a room admin can delete a message")
         _revision_add(message, actor=actor, action=MessageRevision.Action.DELETE)
         message.text, message.deleted_at = "", timezone.now()
         message.save(update_fields=["text", "deleted_at"])
-        events.announce_on_commit(events.MessageDeleted(room.pk, message))
-    return message
+        announcement = events.announce_on_commit(events.MessageDeleted(room.pk, message))
+    return Change(message, announcement)
 
 
 def _revision_add(message: Message, *, actor, action: str) -> None:
@@ -135,11 +148,10 @@ def _revision_add(message: Message, *, actor, action: str) -> None:
     )
 
 
-def read_marker_set(*, room: Room, user, message_id: int) -> int:
-    """Move the user's read marker forward to `message_id`; returns the marker now stored.
-
-    Only a marker that moves is written and announced: repeating a `read` costs one read.
-    """
+def read_marker_set(*, room: Room, user, message_id: int) -> Change:
+    """Move the user's read marker forward to `message_id`; the Change's value is the marker
+    now stored. Only a marker that moves is written and announced: repeating a `read` costs
+    one read."""
     if not Message.objects.filter(room=room, pk=message_id).exists():
         raise refusals.MessageNotFound()
     with room_order(room.pk):
@@ -147,10 +159,10 @@ def read_marker_set(*, room: Room, user, message_id: int) -> int:
             room=room, user=user, last_read_message_id__lt=message_id
         ).update(last_read_message_id=message_id)
         if moved:
-            events.announce_on_commit(
+            announcement = events.announce_on_commit(
                 events.ReadMarkerMoved(room.pk, user.pk, user.username, message_id)
             )
-            return message_id
+            return Change(message_id, announcement)
     marker = (
         Membership.objects.filter(room=room, user=user)
         .values_list("last_read_message_id", flat=True)
@@ -158,7 +170,7 @@ def read_marker_set(*, room: Room, user, message_id: int) -> int:
     )
     if marker is None:
         raise refusals.NotAMember()
-    return marker
+    return Change(marker, None)
 
 
 def room_create(*, name: str, type: str = Room.Type.GROUP, created_by) -> Room:
@@ -177,8 +189,8 @@ def room_rename(*, room: Room, name: str, by=None) -> Room:
     name = name.strip()
     if not name:
         raise refusals.InvalidRequest("a room needs a name")
-    _admin_check(room=room, by=by)
     with room_order(room.pk), transaction.atomic():
+        _admin_check(room=room, by=by)
         Room.objects.filter(pk=room.pk).update(name=name)
         events.announce_on_commit(events.RoomRenamed(room.pk, name))
     room = Room.objects.get(pk=room.pk)  # a fresh instance: sockets may share the old one
@@ -191,10 +203,10 @@ def membership_add(
     """Add `user` to `room`; returns (membership, created). Adding twice changes nothing.
     A direct room keeps the two members it was created with."""
     _direct_members_fixed(room)
-    _admin_check(room=room, by=by)
     if not user.is_active:
         raise refusals.UserNotFound()
     with room_order(room.pk), transaction.atomic():
+        _admin_check(room=room, by=by)
         membership, created = Membership.objects.get_or_create(
             room=room, user=user, defaults={"role": role}
         )
@@ -212,8 +224,8 @@ def membership_remove(*, room: Room, user, by=None) -> bool:
     (nobody could manage the room after them); the room's order makes two admins removing
     each other leave one. The system (`by=None`: an operator in the admin) may remove it."""
     _direct_members_fixed(room)
-    _admin_check(room=room, by=by)
     with room_order(room.pk), transaction.atomic():
+        _admin_check(room=room, by=by)
         admins = Membership.objects.filter(room=room, role=Membership.Role.ADMIN)
         if by is not None and set(admins.values_list("user_id", flat=True)) == {user.pk}:
             raise refusals.LastAdmin()

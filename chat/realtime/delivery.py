@@ -9,6 +9,7 @@ publisher by ChatConfig.ready.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -76,13 +77,18 @@ def frame_of(event: events.RoomEvent) -> str:
     raise TypeError(f"no frame for {type(event).__name__}")
 
 
+PUBLISH_TIMEOUT_SECONDS = 5.0  # a stalled Redis must not hold the room's order for ever
+
+
+async def _group_send(group: str, message: dict) -> None:
+    await asyncio.wait_for(get_channel_layer().group_send(group, message), PUBLISH_TIMEOUT_SECONDS)
+
+
 def publish(event: events.RoomEvent) -> bool:
     """From sync code, after commit: hand the event to every server process of the room."""
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            room_group_name(event.room_id), layer_event(event)
-        )
-    except CHANNEL_LAYER_ERRORS:
+        async_to_sync(_group_send)(room_group_name(event.room_id), layer_event(event))
+    except (*CHANNEL_LAYER_ERRORS, TimeoutError):
         # Stored either way: the layer's watchdog (chat.realtime.liveness) closes every socket of a
         # process that lost it, and clients recover with `after=`.
         logger.exception(
@@ -90,5 +96,8 @@ def publish(event: events.RoomEvent) -> bool:
             type(event).__name__,
             event.room_id,
         )
+        return False
+    except Exception:  # stored either way: a failure here must not look like a failed write
+        logger.exception("could not announce %s to room %s", type(event).__name__, event.room_id)
         return False
     return True

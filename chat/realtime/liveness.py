@@ -58,10 +58,6 @@ def socket_closed(socket: LiveSocket) -> None:
     _open_sockets.discard(socket)
 
 
-def open_socket_count() -> int:
-    return len(_open_sockets)
-
-
 def _ensure_watchdog() -> None:
     loop = asyncio.get_running_loop()
     task = _watchdogs.get(loop)
@@ -89,22 +85,12 @@ async def check_accounts_while_sockets_open() -> None:
             logger.exception("account check failed")
 
 
-def _rejections() -> dict:
-    from chat.domain.access import AccessLost
-    from chat.protocol import Rejection
-
-    return {
-        AccessLost.REMOVED_FROM_ROOM: Rejection.REMOVED_FROM_ROOM,
-        AccessLost.USER_INACTIVE: Rejection.USER_INACTIVE,
-        AccessLost.USER_DELETED: Rejection.TOKEN_INVALID,  # what its handshake would say
-    }
-
-
 async def close_refused_sockets() -> None:
     """Close the sockets whose user or membership the access rule no longer admits."""
     from channels.db import database_sync_to_async
 
     from chat.domain.access import refused_connections
+    from chat.realtime.consumers.room import ACCESS_LOST_REJECTIONS
 
     sockets: dict[tuple, list] = {}
     for socket in list(_open_sockets):
@@ -115,7 +101,7 @@ async def close_refused_sockets() -> None:
         return
     refused = await database_sync_to_async(refused_connections)(set(sockets))
     closing = [
-        socket.reject(_rejections()[reason])
+        socket.reject(ACCESS_LOST_REJECTIONS[reason])
         for pair, reason in refused.items()
         for socket in sockets[pair]
     ]

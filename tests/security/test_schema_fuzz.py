@@ -7,7 +7,7 @@ code documented, its body and content type as documented, schema-invalid request
 schema-valid ones not refused as invalid, authentication enforced where documented.
 
 SCHEMA_FUZZ_SEED=<n> runs other requests than the suite's fixed ones.
-The tests after the fuzz pin each drift it found (chat/api_schema.py documents the answers).
+The tests after the fuzz pin each drift it found (chat/api/schema.py documents the answers).
 """
 
 from __future__ import annotations

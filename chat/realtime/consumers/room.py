@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from chat import protocol
+from chat.domain.access import AccessLost
 from chat.domain.refusals import Refusal
 from chat.domain.selectors import message_list
 from chat.domain.services import (
@@ -47,6 +48,14 @@ from chat.realtime.refusals import websocket_refusal
 from chat.realtime.room_writers import room_database
 
 logger = logging.getLogger("chat.realtime.consumers")
+
+REMOVED = Rejection.REMOVED_FROM_ROOM
+# Why a member lost the room (chat.domain.access.AccessLost) -> how their sockets close.
+ACCESS_LOST_REJECTIONS = {
+    AccessLost.REMOVED_FROM_ROOM: REMOVED,
+    AccessLost.USER_INACTIVE: Rejection.USER_INACTIVE,
+    AccessLost.USER_DELETED: Rejection.TOKEN_INVALID,  # what its handshake would say
+}
 
 SYNC_PAGE_SIZE = 200
 TYPING_REPEAT_SECONDS = 1.0  # a client saying "still typing" is relayed at most this often
@@ -158,12 +167,15 @@ class ChatConsumer(BaseChatConsumer):
     async def change_room(self, operation, **arguments) -> None:
         """Run a domain operation on the room's writer; members hear of it from the domain."""
         try:
-            await room_database(self.room.pk)(operation)(**arguments)
+            change = await room_database(self.room.pk)(operation)(**arguments)
         except Refusal as refusal:
-            await self.refused(refusal)
+            return await self.refused(refusal)
         except DatabaseError:
             logger.exception("change not stored: user=%s room=%s", self.user, self.room.pk)
-            await self.send_error(FrameError.NOT_PERSISTED, "change was not stored")
+            return await self.send_error(FrameError.NOT_PERSISTED, "change was not stored")
+        if change.announcement is not None and change.announcement.delivered is False:
+            # Stored, but the room did not hear of it: reconnect, and recover with `after=`.
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
 
     async def refused(self, refusal: Refusal) -> None:
         """A domain refusal as the WebSocket's table says: an error frame, or a rejection."""
@@ -284,8 +296,8 @@ class ChatConsumer(BaseChatConsumer):
         """Removed from the room, or deactivated: that user's sockets to this room close; the
         other members are told (`member.removed`)."""
         if event["user_id"] == self.user.pk:
-            return await self.reject(Rejection(event["reason"]))
-        if event["frame"] is not None:
+            return await self.reject(ACCESS_LOST_REJECTIONS.get(event["reason"], REMOVED))
+        if event.get("frame") is not None:
             await self.chat_broadcast(event)
 
     async def websocket_disconnect(self, message):
