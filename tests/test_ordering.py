@@ -7,7 +7,7 @@ import uuid
 import pytest
 from django.db import DatabaseError, connection, connections, transaction
 
-from chat.domain import events
+from chat.domain import events, services
 from chat.domain.models import Message
 from chat.domain.ordering import RoomBusy, advisory_key, room_order
 from chat.domain.services import message_create
@@ -231,3 +231,45 @@ def test_a_message_costs_a_member_check_and_one_insert_outside_a_transaction(pub
             ("SELECT pg_advisory_unlock(%s)", False),
         ]
     assert statements == expected
+
+
+def test_an_admin_rename_in_its_transaction_and_an_edit_of_the_room_both_finish(published):
+    """The Django admin saves a room, then renames it through the services, all in one
+    transaction, while a socket edits a message of the room: neither waits for ever (the edit
+    locks the message's row, not the room's; the order's waits are PostgreSQL's to see)."""
+    admin, bob = make_user(), make_user()
+    room = make_room(admins=[admin], members=[bob])
+    message = message_create(room=room, author=bob, text="hi").message
+    finished, errors = [], []
+
+    def admin_rename():
+        try:
+            with transaction.atomic():
+                room.name = "renamed"
+                room.save()
+                threading.Event().wait(0.3)  # the edit starts meanwhile
+                services.room_rename(room=room, name="renamed")
+            finished.append("rename")
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    def socket_edit():
+        threading.Event().wait(0.1)
+        try:
+            services.message_edit(room=room, message_id=message.pk, editor=bob, text="edited")
+            finished.append("edit")
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=admin_rename), threading.Thread(target=socket_edit)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=15)
+    assert not any(thread.is_alive() for thread in threads), "a change waited for ever"
+    assert errors == [] and sorted(finished) == ["edit", "rename"]
+    assert Message.objects.get(pk=message.pk).text == "edited"
