@@ -16,7 +16,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from chat.domain import events, refusals
-from chat.domain.access import accessible_rooms, can_delete_message, can_edit_message, is_room_admin
+from chat.domain.access import (
+    accessible_rooms,
+    can_delete_message,
+    can_edit_message,
+    is_member,
+    is_room_admin,
+)
 from chat.domain.models import Membership, Message, MessageRevision, Room
 from chat.domain.ordering import room_order
 
@@ -87,7 +93,7 @@ def _message_create_once(room: Room, author, text: str, client_id: str) -> tuple
 
 
 def _member_check(*, room: Room, user) -> None:
-    if not accessible_rooms(user).filter(pk=room.pk).exists():
+    if not is_member(room_id=room.pk, user=user):
         raise refusals.NotAMember()
 
 
