@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from django.db import connections
 from django.db.models import (
     Count,
-    Exists,
     IntegerField,
     Max,
     OuterRef,
@@ -81,18 +82,6 @@ class MessageRow(NamedTuple):
         return self.id
 
 
-_MESSAGE_ROW_COLUMNS = (
-    "id",
-    "text",
-    "author_id",
-    "author__username",
-    "created_at",
-    "client_id",
-    "edited_at",
-    "deleted_at",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class MessagePage:
     results: list[MessageRow]
@@ -121,9 +110,10 @@ def member_message_list(
 ) -> MessagePage | None:
     """`message_list` of a room `user` may see, or None when it may not (or does not exist).
 
-    The access rule (chat.domain.access.accessible_rooms) is part of the page's own query, so a
-    history request reads one page in one query; only an empty page asks again, to tell an
-    empty page of a member's room from a room that is not the user's.
+    The access rule (chat.domain.access.accessible_rooms: a member, signed in and active) is
+    part of the page's own query, so a history request reads one page in one query; only an
+    empty page asks again, through `accessible_rooms`, to tell an empty page of a member's room
+    from a room that is not the user's.
     """
     if not may_see_rooms(user):
         return None
@@ -133,20 +123,6 @@ def member_message_list(
     return None
 
 
-def _room_as_range() -> bool:
-    """PostgreSQL gets the room as a one-value range; SQLite, as an equality.
-
-    With `room = X`, PostgreSQL may treat the room as a constant and walk the primary key
-    backwards for a latest page, through every newer message of other rooms: it did for a
-    room holding most of the table, 18 ms in the database behind 200,000 newer messages of
-    another room (docs/performance.md). With `room >= X AND room <= X`, ordered by (room, id),
-    only the (room, id) index gives the order. SQLite's planner does the opposite: the range
-    made its `after=` pages of a small room 15 times slower, and the equality already reads
-    the (room, id) index there.
-    """
-    return connections[Message.objects.db].vendor == "postgresql"
-
-
 def _page(user, room_id, before, after, limit) -> MessagePage:
     # Ids beyond the column's range: as a parameter SQLite refuses them.
     largest_id = _largest_message_id()
@@ -154,7 +130,7 @@ def _page(user, room_id, before, after, limit) -> MessagePage:
         return MessagePage([], has_more=False)  # no message is newer
     if before is not None and before > largest_id:
         before = None  # every message is older
-    rows = _page_query(user, room_id, before, after, limit)
+    rows = _page_rows(user, room_id, before, after, limit)
     page = [MessageRow._make((*row, room_id)) for row in rows]
     if after is not None:
         return MessagePage(page[:limit], has_more=len(page) > limit)
@@ -166,33 +142,120 @@ def _largest_message_id() -> int:
     return connection.ops.integer_field_range(Message._meta.pk.get_internal_type())[1]
 
 
-def _page_query(user, room_id, before, after, limit: int) -> QuerySet:
+def _page_rows(user, room_id, before, after, limit: int) -> list[tuple]:
     """One page of the room's messages, one more than `limit` (does an older/newer one exist?),
-    behind the access rule when `user` is given."""
-    messages = _room_messages(room_id)
-    if user is not None:
-        visible = accessible_rooms(user).filter(pk=room_id)
-        if _room_as_range():
-            # Uncorrelated, so PostgreSQL checks access once, ahead of the range scan; a join
-            # with the user's rooms would bring back the equality on the room, for each room.
-            messages = messages.filter(Exists(visible))
-        else:
-            messages = messages.filter(room__in=visible)
-    if before is not None:
-        messages = messages.filter(id__lt=before)
-    # Within one room, (room, id) is the order of id; with the range it is the index's order.
-    order = ("room_id", "id") if _room_as_range() else ("id",)
-    if after is not None:
-        messages = messages.filter(id__gt=after).order_by(*order)
+    behind the access rule when `user` is given, converted as the ORM converts its columns.
+
+    Written as the SQL it is: a page is read on every history request and every reconnect,
+    and building the same query through the ORM cost ~1.5 ms of CPU per page on PostgreSQL,
+    more than running it (docs/performance.md, issue 16).
+    """
+    connection = connections[Message.objects.db]
+    room = Message._meta.get_field("room").get_db_prep_value(room_id, connection)
+    sql, params = _page_sql(
+        connection.vendor,
+        room=room,
+        member_id=None if user is None else user.pk,
+        before=before,
+        after=after,
+        limit=limit,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return _converted(rows, connection)
+
+
+def _page_sql(vendor: str, *, room, member_id, before, after, limit: int) -> tuple[str, list]:
+    """The page's SQL and parameters, one statement per shape (which of member/before/after).
+
+    PostgreSQL gets the room as a one-value range and the order (room, id); SQLite, an
+    equality and the order id. With `room = X`, PostgreSQL may treat the room as a constant
+    and walk the primary key backwards for a latest page, through every newer message of other
+    rooms: it did for a room holding most of the table, 18 ms in the database behind 200,000
+    newer messages of another room (docs/performance.md). With the range, only the (room, id)
+    index gives the order. SQLite's planner does the opposite: the range made its `after=`
+    pages of a small room 15 times slower, and the equality already reads the (room, id) index.
+    """
+    tables = _page_tables()
+    by_range = vendor == "postgresql"
+    if by_range:
+        where, params = ["m.room_id >= %s AND m.room_id <= %s"], [room, room]
     else:
-        messages = messages.order_by(*(f"-{field}" for field in order))
-    return messages[: limit + 1].values_list(*_MESSAGE_ROW_COLUMNS)
+        where, params = ["m.room_id = %s"], [room]
+    if member_id is not None:
+        # The access rule of chat.domain.access.accessible_rooms (membership; the user's own
+        # part, signed in and active, is checked before). Uncorrelated, so PostgreSQL checks it
+        # once, ahead of the range scan.
+        where.append(
+            f"EXISTS (SELECT 1 FROM {tables.memberships} WHERE room_id = %s AND user_id = %s)"
+        )
+        params += [room, member_id]
+    if before is not None:
+        where.append("m.id < %s")
+        params.append(before)
+    if after is not None:
+        where.append("m.id > %s")
+        params.append(after)
+    direction = "ASC" if after is not None else "DESC"
+    order = ["m.room_id", "m.id"] if by_range else ["m.id"]
+    sql = (
+        f"SELECT {tables.select} FROM {tables.messages} m"
+        f" JOIN {tables.users} u ON u.{tables.user_pk} = m.author_id"
+        f" WHERE {' AND '.join(where)}"
+        f" ORDER BY {', '.join(f'{column} {direction}' for column in order)} LIMIT %s"
+    )
+    return sql, [*params, limit + 1]
 
 
-def _room_messages(room_id) -> QuerySet[Message]:
-    if _room_as_range():
-        return Message.objects.filter(room_id__gte=room_id, room_id__lte=room_id)
-    return Message.objects.filter(room_id=room_id)
+# MessageRow's fields, in its order, as (table alias, field): "u" is the author.
+_PAGE_FIELDS = (
+    ("m", "id"),
+    ("m", "text"),
+    ("m", "author"),
+    ("u", "username"),
+    ("m", "created_at"),
+    ("m", "client_id"),
+    ("m", "edited_at"),
+    ("m", "deleted_at"),
+)
+
+
+@functools.cache
+def _page_tables() -> SimpleNamespace:
+    """Table and column names of the page's SQL, from the models (read once the models are)."""
+    user_model = Message._meta.get_field("author").related_model
+    models = {"m": Message, "u": user_model}
+    columns = [models[alias]._meta.get_field(name).get_col(alias) for alias, name in _PAGE_FIELDS]
+    return SimpleNamespace(
+        messages=Message._meta.db_table,
+        memberships=Membership._meta.db_table,
+        users=user_model._meta.db_table,
+        user_pk=user_model._meta.pk.column,
+        columns=columns,
+        select=", ".join(f"{column.alias}.{column.target.column}" for column in columns),
+    )
+
+
+def _converted(rows: list[tuple], connection) -> list[tuple]:
+    """`rows` with each value passed through its column's converters, the ORM's own: the
+    backend's (SQLite's datetimes made aware) and the field's (NulSafeTextField's NUL)."""
+    converters = [
+        (index, converter, column)
+        for index, column in enumerate(_page_tables().columns)
+        for converter in (
+            connection.ops.get_db_converters(column) + column.get_db_converters(connection)
+        )
+    ]
+    if not converters:
+        return rows
+    converted = []
+    for row in rows:
+        values = list(row)
+        for index, converter, column in converters:
+            values[index] = converter(values[index], column, connection)
+        converted.append(values)
+    return converted
 
 
 def room_detail(*, user, room_id) -> Room:
