@@ -5,13 +5,11 @@
 Measures, side by side in one process and alternating rounds (so a noisy machine slows all
 variants alike), the CPU time of handing one broadcast frame to each of 100 daphne sockets:
 
-- asgi, eager debug text: through Channels' `send` and daphne, with autobahn building its
-  debug text for every write (as before items 15-16);
-- asgi: the same with autobahn's debug text deferred (chat.adapters.autobahn_lazy_debug);
+- asgi: through Channels' `send` and daphne, the library's own path;
 - framed once: `chat.adapters.broadcast_frames`, the frame built once and written to each socket.
 
 The sockets are daphne's real protocol objects on an in-memory transport, so the kernel's
-send and Twisted's write scheduling (the same for all three) are left out.
+send and Twisted's write scheduling (the same for both) are left out.
 """
 
 from __future__ import annotations
@@ -28,14 +26,12 @@ import django
 
 django.setup()
 
-from autobahn import util  # noqa: E402
 from autobahn.websocket.protocol import WebSocketProtocol  # noqa: E402
 from daphne.server import Server  # noqa: E402
 from daphne.ws_protocol import WebSocketFactory  # noqa: E402
 from twisted.internet.address import IPv4Address  # noqa: E402
 from twisted.internet.testing import StringTransport  # noqa: E402
 
-from chat.adapters import autobahn_lazy_debug  # noqa: E402
 from chat.adapters.broadcast_frames import framed_socket  # noqa: E402
 from chat.realtime import delivery  # noqa: E402
 from chat.realtime.consumers.base import BaseChatConsumer  # noqa: E402
@@ -71,19 +67,6 @@ def consumers(*, framed: bool) -> list[BaseChatConsumer]:
     return made
 
 
-def eager_debug_text(on: bool) -> None:
-    """Put autobahn's own hltype/hlval back (on) or the deferred ones (off)."""
-    import importlib
-
-    for name in autobahn_lazy_debug.HOT_MODULES:
-        module = importlib.import_module(name)
-        module._chat_lazy_debug = False
-        if on:
-            module.hltype, module.hlval = util.hltype, util.hlval
-    if not on:
-        autobahn_lazy_debug.defer_autobahn_debug_formatting()
-
-
 async def one_round(sockets: list[BaseChatConsumer]) -> float:
     """CPU seconds per delivery for EVENTS_PER_ROUND broadcasts to every socket."""
     for consumer in sockets:
@@ -97,20 +80,14 @@ async def one_round(sockets: list[BaseChatConsumer]) -> float:
 
 
 async def main() -> None:
-    variants = {
-        "asgi, eager debug text": (False, True),
-        "asgi": (False, False),
-        "framed once": (True, False),
-    }
-    sockets = {name: consumers(framed=framed) for name, (framed, _) in variants.items()}
+    variants = {"asgi": False, "framed once": True}
+    sockets = {name: consumers(framed=framed) for name, framed in variants.items()}
     results: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(ROUNDS):
-        for name, (_, eager) in variants.items():
-            eager_debug_text(eager)
+        for name in variants:
             results[name].append(await one_round(sockets[name]))
-    eager_debug_text(False)
-    base = statistics.median(results["asgi, eager debug text"])
-    print(f"click installed: {util._HAS_CLICK}; {SOCKETS} sockets, {ROUNDS} rounds, median")
+    base = statistics.median(results["asgi"])
+    print(f"{SOCKETS} sockets, {ROUNDS} rounds, median")
     print("| path | µs per delivery | ÷ first |")
     print("|---|---:|---:|")
     for name, samples in results.items():

@@ -47,3 +47,15 @@ def test_chat_adapters_off_leaves_an_adapter_out(monkeypatch, settings):
 
     assert "request_threads" not in installed
     assert installed == set(adapters.WRITTEN_FOR) - {"request_threads"}
+
+
+def test_chat_adapters_off_with_an_unknown_name_says_so(monkeypatch, settings, caplog):
+    """A typo (or an adapter since removed) must not pass for an A/B with the adapter off."""
+    monkeypatch.setattr(adapters, "_enabled", set())
+    settings.CHAT_ADAPTERS_OFF = ["autobahn_lazy_debug"]
+
+    with caplog.at_level(logging.WARNING, logger="chat.adapters"):
+        installed = adapters.install()
+
+    assert installed == set(adapters.WRITTEN_FOR)
+    assert "CHAT_ADAPTERS_OFF names no adapter: autobahn_lazy_debug" in caplog.text

@@ -11,7 +11,6 @@ name (for A/B measurements, or when one misbehaves).
 |-----------------------|-------------------------------------------|-------------------------|
 | daphne_close_codes    | daphne's serverClose, autobahn's close    | wiring (asgi.py)        |
 | daphne_shared_options | daphne/autobahn per-socket option copies  | wiring                  |
-| autobahn_lazy_debug   | autobahn's eager debug-text helpers       | wiring                  |
 | request_threads       | Django's ASGIHandler internals            | wiring (HTTP)           |
 | broadcast_frames      | daphne's send -> autobahn protocol        | realtime consumers      |
 | backpressure          | daphne's send -> Twisted transport buffer | realtime consumers      |
@@ -29,7 +28,6 @@ logger = logging.getLogger(__name__)
 WRITTEN_FOR: dict[str, dict[str, str]] = {
     "daphne_close_codes": {"daphne": "4.2.3", "autobahn": "26.10.2"},
     "daphne_shared_options": {"daphne": "4.2.3", "autobahn": "26.10.2"},
-    "autobahn_lazy_debug": {"autobahn": "26.10.2"},
     "request_threads": {"Django": "5.2.19", "asgiref": "3.13.0"},
     "broadcast_frames": {"daphne": "4.2.3", "autobahn": "26.10.2"},
     "backpressure": {"daphne": "4.2.3", "Twisted": "26.10.0"},
@@ -53,18 +51,17 @@ def version_mismatches(name: str) -> list[str]:
 
 def install() -> set[str]:
     """Install every adapter its libraries' versions allow; returns the names installed."""
-    from chat.adapters import (
-        autobahn_lazy_debug,
-        daphne_close_codes,
-        daphne_shared_options,
-    )
+    from chat.adapters import daphne_close_codes, daphne_shared_options
 
     patches = {
         "daphne_close_codes": daphne_close_codes.allow_protocol_close_codes,
         "daphne_shared_options": daphne_shared_options.share_protocol_options,
-        "autobahn_lazy_debug": autobahn_lazy_debug.defer_autobahn_debug_formatting,
     }
     switched_off = set(settings.CHAT_ADAPTERS_OFF)
+    for unknown in sorted(switched_off - set(WRITTEN_FOR)):
+        logger.warning(
+            "CHAT_ADAPTERS_OFF names no adapter: %s (known: %s)", unknown, ", ".join(WRITTEN_FOR)
+        )
     for name in WRITTEN_FOR:
         mismatches = version_mismatches(name)
         if name in switched_off:

@@ -117,7 +117,7 @@ async def test_without_the_speed_adapters_daphne_serves_the_same_chat(tmp_path):
     from tests.e2e.conftest import login, room_id_by_name
     from tests.e2e.server import seeded_server
 
-    off = "daphne_shared_options,autobahn_lazy_debug,request_threads,broadcast_frames"
+    off = "daphne_shared_options,request_threads,broadcast_frames"
     server = seeded_server(tmp_path, CHAT_ADAPTERS_OFF=off)
     try:
         admin, maria = login(server, "admin"), login(server, "maria")
