@@ -105,6 +105,7 @@ class FrameError(StrEnum):
     LAST_ADMIN = "last_admin"
     USER_NOT_FOUND = "user_not_found"
     INVALID_REQUEST = "invalid_request"
+    INVALID_EMOJI = "invalid_emoji"
 
 
 class ProtocolError(Exception):
@@ -124,7 +125,23 @@ CHAT_EDIT = "chat.edit"
 CHAT_DELETE = "chat.delete"
 TYPING = "typing"
 READ = "read"
-CLIENT_TYPES = frozenset({CHAT_MESSAGE, PING, CHAT_SYNC, CHAT_EDIT, CHAT_DELETE, TYPING, READ})
+REACTION_ADD = "reaction.add"
+REACTION_REMOVE = "reaction.remove"
+CHAT_SYNC_CHANGES = "chat.sync_changes"
+CLIENT_TYPES = frozenset(
+    {
+        CHAT_MESSAGE,
+        PING,
+        CHAT_SYNC,
+        CHAT_SYNC_CHANGES,
+        CHAT_EDIT,
+        CHAT_DELETE,
+        TYPING,
+        READ,
+        REACTION_ADD,
+        REACTION_REMOVE,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +153,8 @@ class ClientFrame:
     after: int | None = None
     message_id: int | None = None
     is_typing: bool = False
+    reply_to: int | None = None
+    emoji: str = ""
 
 
 def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
@@ -160,12 +179,14 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
         )
     if frame_type == PING:
         return ClientFrame(type=PING)
-    if frame_type == CHAT_SYNC:
-        return ClientFrame(type=CHAT_SYNC, after=_sync_cursor(data))
+    if frame_type in (CHAT_SYNC, CHAT_SYNC_CHANGES):
+        return ClientFrame(type=frame_type, after=_sync_cursor(data))
     if frame_type == TYPING:
         return ClientFrame(type=TYPING, is_typing=_is_typing(data))
     if frame_type in (READ, CHAT_DELETE):
         return ClientFrame(type=frame_type, message_id=_message_id(data))
+    if frame_type in (REACTION_ADD, REACTION_REMOVE):
+        return ClientFrame(type=frame_type, message_id=_message_id(data), emoji=_emoji(data))
     if frame_type == CHAT_EDIT:
         return ClientFrame(
             type=CHAT_EDIT,
@@ -177,6 +198,7 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
         message=_message_text(data, max_message_length),
         client_id=_client_id(data),
         username=_display_name(data),
+        reply_to=_reply_to(data),
     )
 
 
@@ -252,6 +274,23 @@ def _message_id(data: dict[str, Any]) -> int:
     return message_id
 
 
+def _reply_to(data: dict[str, Any]) -> int | None:
+    reply_to = data.get("reply_to")
+    if reply_to is None:
+        return None
+    if isinstance(reply_to, bool) or not isinstance(reply_to, int) or reply_to < 1:
+        raise ProtocolError(FrameError.INVALID_FRAME, "'reply_to' must be a message id")
+    return reply_to
+
+
+def _emoji(data: dict[str, Any]) -> str:
+    """A string (which emoji it may be is the domain's rule: chat.domain.services.emoji_check)."""
+    emoji = data.get("emoji")
+    if not isinstance(emoji, str):
+        raise ProtocolError(FrameError.INVALID_FRAME, "'emoji' must be a string")
+    return _encodable(emoji, "emoji")
+
+
 def _is_typing(data: dict[str, Any]) -> bool:
     is_typing = data.get("is_typing", True)
     if not isinstance(is_typing, bool):
@@ -295,10 +334,13 @@ def timestamp(moment) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def message_payload(message, *, type: str = CHAT_MESSAGE) -> dict[str, Any]:
+def message_payload(
+    message, *, type: str = CHAT_MESSAGE, reactions=(), viewer_id: int | None = None
+) -> dict[str, Any]:
     """The fields of a stored message, as both the socket and the history API send them.
 
-    `message`: a Message, or a chat.domain.selectors.MessageRow (history pages).
+    `message`: a Message, or a chat.domain.selectors.MessageRow (history pages); `reactions`:
+    its chat.domain.selectors.ReactionSummary list, each told as `me` for `viewer_id`.
 
     A deleted message is a tombstone: `deleted` true and an empty `message`.
     """
@@ -312,7 +354,53 @@ def message_payload(message, *, type: str = CHAT_MESSAGE) -> dict[str, Any]:
         "client_id": message.client_id,
         "edited_at": timestamp(message.edited_at) if message.edited_at else None,
         "deleted": message.deleted_at is not None,
+        "reply_to": message.reply_to_id,
+        "reply_count": message.reply_count,
+        "last_reply_at": timestamp(message.last_reply_at) if message.last_reply_at else None,
+        "change_seq": message.change_seq,
+        "reactions": reactions_payload(reactions, viewer_id=viewer_id),
     }
+
+
+def message_updated_frame(message) -> str:
+    """`chat.message.updated`: every field of the message but `reactions`, which only
+    `chat.message.reactions` changes (it tells each receiver whether it reacted)."""
+    payload = message_payload(message, type="chat.message.updated")
+    del payload["reactions"]
+    return dumps(payload)
+
+
+def reactions_payload(reactions, *, viewer_id: int | None) -> list[dict[str, Any]]:
+    return [
+        {"emoji": reaction.emoji, "count": reaction.count, "me": viewer_id in reaction.user_ids}
+        for reaction in reactions
+    ]
+
+
+def reactions_frame(
+    *, room_id, message_id: int, change_seq: int, reactions, viewer_id: int | None
+) -> str:
+    return dumps(
+        {
+            "type": "chat.message.reactions",
+            "room": str(room_id),
+            "id": message_id,
+            "reactions": reactions_payload(reactions, viewer_id=viewer_id),
+            "change_seq": change_seq,
+        }
+    )
+
+
+def page_payloads(page, *, viewer_id: int | None) -> list[dict[str, Any]]:
+    """The messages of a chat.domain.selectors.MessagePage, with their reactions for `viewer_id`."""
+    return [
+        message_payload(row, reactions=page.reactions.get(row.id, ()), viewer_id=viewer_id)
+        for row in page.results
+    ]
+
+
+def changes_frame(messages: list[dict[str, Any]], *, has_more: bool) -> str:
+    return dumps({"type": "chat.changes", "messages": messages, "has_more": has_more})
 
 
 def message_deleted_frame(message) -> str:
@@ -322,6 +410,7 @@ def message_deleted_frame(message) -> str:
             "id": message.id,
             "room": str(message.room_id),
             "deleted_at": timestamp(message.deleted_at),
+            "change_seq": message.change_seq,
         }
     )
 

@@ -280,6 +280,7 @@ CHAT_RATE_LIMIT_STRIKES = env.int("CHAT_RATE_LIMIT_STRIKES", default=20)
 # CHAT_FRAME_BUDGETS to JSON to change some, e.g. {"chat.sync": [4, 20]} (docs/protocol.md).
 CHAT_FRAME_BUDGETS = {
     "chat.sync": (2.0, 10),  # each answer a page of up to 200 messages (~70 KB)
+    "chat.sync_changes": (2.0, 10),  # the same, for changed messages
     "read": (10.0, 30),  # a client may send one for every message it sees
     "typing": (5.0, 20),  # on top of the relay limits of chat/realtime/consumers/room.py
     "ping": (2.0, 10),  # clients ping every 25-30 s; tests use pings as fences

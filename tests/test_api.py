@@ -24,6 +24,11 @@ MESSAGE_FIELDS = {
     "client_id",
     "edited_at",
     "deleted",
+    "reply_to",
+    "reply_count",
+    "last_reply_at",
+    "change_seq",
+    "reactions",
 }
 
 

@@ -25,7 +25,12 @@ async def test_chat_member_receives_connection_established(room, alice):
     frame = await communicator.receive_json_from()
     assert frame == {
         "type": "connection.established",
-        "room": {"id": str(room.pk), "name": "Chat - Gerência", "type": "community"},
+        "room": {
+            "id": str(room.pk),
+            "name": "Chat - Gerência",
+            "type": "community",
+            "change_seq": 0,
+        },
         "user": {"id": alice.pk, "username": "alice"},
     }
     await communicator.disconnect()

@@ -548,7 +548,8 @@ async def test_edit_by_author_is_broadcast_stored_and_audited(room, alice, bob):
 
     history = (await rest(bob, "get", f"/api/chat/rooms/{room.pk}/messages/")).json()
     (stored,) = history["results"]
-    assert stored == {**updated, "type": "chat.message"}
+    # An update carries every field but reactions (only chat.message.reactions changes them).
+    assert stored == {**updated, "type": "chat.message", "reactions": []}
 
     revision = await MessageRevision.objects.select_related("actor").aget(message_id=message_id)
     assert revision.action == MessageRevision.Action.EDIT
@@ -655,7 +656,7 @@ async def test_edit_over_rest(room, alice, bob, outsider):
     assert (body["id"], body["message"], body["deleted"]) == (message_id, "depois", False)
     assert body["edited_at"].endswith("Z")
     frame = await reader.receive_json_from()
-    assert frame == {**body, "type": "chat.message.updated"}
+    assert {**frame, "reactions": []} == {**body, "type": "chat.message.updated"}
     revision = await MessageRevision.objects.select_related("actor").aget()
     assert (revision.action, revision.previous_text, revision.actor) == ("edit", "antes", alice)
 
@@ -711,7 +712,7 @@ async def test_delete_by_author_or_room_admin(room, alice, bob, author_name, act
 
     frame = await alice_socket.receive_json_from()
     assert await bob_socket.receive_json_from() == frame
-    assert set(frame) == {"type", "id", "room", "deleted_at"}, "a tombstone carries no text"
+    assert set(frame) == {"type", "id", "room", "deleted_at", "change_seq"}, "a tombstone: no text"
     await assert_tombstone(room, bob, message_id, frame)
     revision = await MessageRevision.objects.select_related("actor").aget()
     assert revision.action == MessageRevision.Action.DELETE

@@ -32,6 +32,9 @@ REST_REFUSALS: dict[type[refusals.Refusal], int] = {
     refusals.EditWindowExpired: status.HTTP_403_FORBIDDEN,
     refusals.EmptyMessage: status.HTTP_400_BAD_REQUEST,
     refusals.MessageTooLong: status.HTTP_400_BAD_REQUEST,
+    # As a message_id of another room is for read markers: not found here (the socket's code).
+    refusals.ReplyNotInRoom: status.HTTP_404_NOT_FOUND,
+    refusals.InvalidEmoji: status.HTTP_400_BAD_REQUEST,
     refusals.UserNotFound: status.HTTP_404_NOT_FOUND,
     refusals.InvalidRequest: status.HTTP_400_BAD_REQUEST,
 }

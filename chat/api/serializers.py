@@ -11,6 +11,12 @@ class UserRefSerializer(serializers.Serializer):
     username = serializers.CharField()
 
 
+class ReactionSerializer(serializers.Serializer):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField()
+    me = serializers.BooleanField(help_text="whether the requesting user reacted with it")
+
+
 class MessageSerializer(serializers.Serializer):
     """A stored message: the same fields as a `chat.message` frame on the socket."""
 
@@ -23,6 +29,15 @@ class MessageSerializer(serializers.Serializer):
     client_id = serializers.CharField(allow_null=True)
     edited_at = serializers.CharField(allow_null=True)
     deleted = serializers.BooleanField()
+    reply_to = serializers.IntegerField(
+        allow_null=True, help_text="the thread's root, for a reply; null otherwise"
+    )
+    reply_count = serializers.IntegerField(help_text="on a thread's root: its replies")
+    last_reply_at = serializers.CharField(allow_null=True)
+    change_seq = serializers.IntegerField(
+        help_text="the room's change number at this message's last change (0: never changed)"
+    )
+    reactions = ReactionSerializer(many=True)
 
     def to_representation(self, instance):
         return protocol.message_payload(instance)
@@ -96,6 +111,9 @@ class RoomDetailSerializer(RoomSerializer):
 class HistoryQuerySerializer(serializers.Serializer):
     before = serializers.IntegerField(required=False, min_value=1)
     after = serializers.IntegerField(required=False, min_value=0)
+    thread = serializers.IntegerField(
+        required=False, min_value=1, help_text="a thread's root: page its replies only"
+    )
     limit = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -105,6 +123,48 @@ class HistoryQuerySerializer(serializers.Serializer):
 
     def validate_limit(self, value: int) -> int:
         return min(value, settings.CHAT_HISTORY_MAX_LIMIT)
+
+
+class ChangesQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0, help_text="the last change_seq seen (0: every change)"
+    )
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        default=settings.CHAT_HISTORY_DEFAULT_LIMIT,
+        help_text=f"page size; larger values are capped at {settings.CHAT_HISTORY_MAX_LIMIT}",
+    )
+
+    def validate_limit(self, value: int) -> int:
+        return min(value, settings.CHAT_HISTORY_MAX_LIMIT)
+
+
+EMOJI_SCHEMA = {
+    "type": "string",
+    "format": "emoji",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "exactly one emoji of Unicode's emoji set (skin tones, flags, keycaps "
+    "and ZWJ sequences included); anything else is `invalid_emoji`",
+}
+
+
+@extend_schema_field(EMOJI_SCHEMA)
+class EmojiField(serializers.CharField):
+    """One emoji; which strings are emoji is the domain's rule (services.emoji_check)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, max_length=64, **kwargs)
+
+
+class ReactionRequestSerializer(serializers.Serializer):
+    emoji = EmojiField()
+
+
+class MessageReactionsSerializer(serializers.Serializer):
+    id = serializers.IntegerField(help_text="the message's id")
+    reactions = ReactionSerializer(many=True)
 
 
 class MessagePageSerializer(serializers.Serializer):
@@ -173,6 +233,9 @@ class MessagePostSerializer(serializers.Serializer):
     client_id = ClientIdField(
         required=False,
         help_text="a retry with the same client_id is stored once (200 with the stored message)",
+    )
+    reply_to = serializers.IntegerField(
+        required=False, min_value=1, help_text="a message of this room: the reply joins its thread"
     )
 
 

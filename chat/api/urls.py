@@ -3,7 +3,9 @@ from django.urls import path
 from accounts.views import ConnectionTicketView
 from chat.api.views import (
     DirectRoomView,
+    MessageReactionsView,
     RoomAccessView,
+    RoomChangesView,
     RoomDetailView,
     RoomListView,
     RoomMembersView,
@@ -27,6 +29,12 @@ urlpatterns = [
         RoomMessageView.as_view(),
         name="room-message",
     ),
+    path(
+        "rooms/<uuid:room_id>/messages/<int:message_id>/reactions/",
+        MessageReactionsView.as_view(),
+        name="message-reactions",
+    ),
+    path("rooms/<uuid:room_id>/changes/", RoomChangesView.as_view(), name="room-changes"),
     path("rooms/<uuid:room_id>/read/", RoomReadView.as_view(), name="room-read"),
     path("rooms/<uuid:room_id>/presence/", RoomPresenceView.as_view(), name="room-presence"),
     path("rooms/<str:room_id>/access/", RoomAccessView.as_view(), name="room-access"),

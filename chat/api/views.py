@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -14,15 +14,19 @@ from rest_framework.views import APIView
 from chat import protocol
 from chat.api.schema import ErrorSerializer
 from chat.api.serializers import (
+    EMOJI_SCHEMA,
     AccessCheckSerializer,
+    ChangesQuerySerializer,
     DirectRoomSerializer,
     HistoryQuerySerializer,
     MemberAddSerializer,
     MessageEditSerializer,
     MessagePageSerializer,
     MessagePostSerializer,
+    MessageReactionsSerializer,
     MessageSerializer,
     PresenceSerializer,
+    ReactionRequestSerializer,
     ReadMarkerSerializer,
     RoomCreateSerializer,
     RoomDetailSerializer,
@@ -46,6 +50,21 @@ def room_for_request(request: Request, room_id) -> Room:
     if room is None:
         raise refusals.RoomNotFound()
     return room
+
+
+def message_body(message, *, viewer) -> dict:
+    """A stored message as the viewer sees it (its reactions with `me`)."""
+    reactions = selectors.reaction_summaries(message_ids=[message.pk]) if message.change_seq else {}
+    return protocol.message_payload(
+        message, reactions=reactions.get(message.pk, ()), viewer_id=viewer.pk
+    )
+
+
+def page_body(page: selectors.MessagePage, *, viewer) -> dict:
+    return {
+        "results": protocol.page_payloads(page, viewer_id=viewer.pk),
+        "has_more": page.has_more,
+    }
 
 
 def active_user(user_id: int):
@@ -101,7 +120,8 @@ class RoomMessagesView(APIView):
 
     @extend_schema(parameters=[HistoryQuerySerializer], responses=MessagePageSerializer)
     def get(self, request: Request, room_id) -> Response:
-        """History, oldest first: `after=<id>` recovers missed messages; `before=<id>` pages."""
+        """History, oldest first: `after=<id>` recovers missed messages; `before=<id>` pages;
+        `thread=<root id>` pages a thread's replies."""
         query = HistoryQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = selectors.member_message_list(
@@ -109,7 +129,7 @@ class RoomMessagesView(APIView):
         )
         if page is None:
             raise refusals.RoomNotFound()
-        return Response(MessagePageSerializer(page).data)
+        return Response(page_body(page, viewer=request.user))
 
     @extend_schema(
         request=MessagePostSerializer,
@@ -133,9 +153,10 @@ class RoomMessagesView(APIView):
             author=request.user,
             text=body.validated_data["message"],
             client_id=body.validated_data.get("client_id"),
+            reply_to=body.validated_data.get("reply_to"),
         )
         return Response(
-            protocol.message_payload(result.message),
+            message_body(result.message, viewer=request.user),
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
@@ -190,7 +211,7 @@ class RoomMessageView(APIView):
             editor=request.user,
             text=body.validated_data["message"],
         )
-        return Response(protocol.message_payload(edit.value))
+        return Response(message_body(edit.value, viewer=request.user))
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, room_id, message_id: int) -> Response:
@@ -198,6 +219,73 @@ class RoomMessageView(APIView):
         room = room_for_request(request, room_id)
         services.message_delete(room=room, message_id=message_id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RoomChangesView(APIView):
+    @extend_schema(parameters=[ChangesQuerySerializer], responses=MessagePageSerializer)
+    def get(self, request: Request, room_id) -> Response:
+        """Messages changed after `after` (a change_seq): edited, deleted, reacted to, replied
+        to; each once, as it is now, in change order. Recovery of changes, as `messages/?after=`
+        is of new messages."""
+        query = ChangesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = selectors.member_change_list(
+            user=request.user, room_id=room_id, **query.validated_data
+        )
+        if page is None:
+            raise refusals.RoomNotFound()
+        return Response(page_body(page, viewer=request.user))
+
+
+class MessageReactionsView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
+    @extend_schema(
+        request=ReactionRequestSerializer,
+        responses={
+            201: OpenApiResponse(MessageReactionsSerializer, description="added"),
+            200: OpenApiResponse(MessageReactionsSerializer, description="it was there already"),
+        },
+    )
+    def post(self, request: Request, room_id, message_id: int) -> Response:
+        """React to a message with one emoji (once; again changes nothing); sockets get
+        `chat.message.reactions`."""
+        change = self.change(services.reaction_add, request, room_id, message_id, request.data)
+        added = change.announcement is not None
+        body = {"id": message_id, "reactions": self.payload(change, request)}
+        return Response(body, status=status.HTTP_201_CREATED if added else status.HTTP_200_OK)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "emoji",
+                EMOJI_SCHEMA,
+                required=True,
+                description="the emoji to take off, URL-encoded (a JSON body {emoji} works too)",
+            )
+        ],
+        responses=MessageReactionsSerializer,
+    )
+    def delete(self, request: Request, room_id, message_id: int) -> Response:
+        """Take one's reaction off (absent: nothing changes); sockets get
+        `chat.message.reactions`. The emoji as `?emoji=` (OpenAPI documents no DELETE bodies)
+        or as a body `{"emoji": ...}`."""
+        data = request.data or request.query_params
+        change = self.change(services.reaction_remove, request, room_id, message_id, data)
+        return Response({"id": message_id, "reactions": self.payload(change, request)})
+
+    @staticmethod
+    def change(operation, request: Request, room_id, message_id: int, data):
+        room = room_for_request(request, room_id)
+        body = ReactionRequestSerializer(data=data)
+        body.is_valid(raise_exception=True)
+        return operation(
+            room=room, message_id=message_id, user=request.user, emoji=body.validated_data["emoji"]
+        )
+
+    @staticmethod
+    def payload(change, request: Request) -> list:
+        return protocol.reactions_payload(change.value, viewer_id=request.user.pk)
 
 
 class RoomReadView(APIView):

@@ -38,6 +38,25 @@ class MessageDeleted:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadUpdated:
+    """A thread's root after a reply: its reply_count and last_reply_at changed."""
+
+    room_id: uuid.UUID
+    message: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionsChanged:
+    """A message's reactions after one was added or removed: every emoji's count and who
+    reacted with it (each receiver is told whether it did)."""
+
+    room_id: uuid.UUID
+    message_id: int
+    change_seq: int
+    reactions: tuple  # of chat.domain.reactions.ReactionSummary
+
+
+@dataclass(frozen=True, slots=True)
 class ReadMarkerMoved:
     room_id: uuid.UUID
     user_id: int
@@ -77,6 +96,8 @@ RoomEvent = (
     MessageCreated
     | MessageEdited
     | MessageDeleted
+    | ThreadUpdated
+    | ReactionsChanged
     | ReadMarkerMoved
     | MemberAdded
     | MemberRemoved

@@ -24,6 +24,10 @@ class Room(models.Model):
     )
     # "<smaller user id>:<larger user id>" for direct rooms: one room per pair, by constraint.
     direct_key = models.CharField(max_length=50, null=True, blank=True, unique=True)
+    # The room's change counter: every change to a stored message (edit, delete, reactions,
+    # replies) takes the next value, under the room's order, so `changes?after=` recovers them
+    # as `messages?after=` recovers new messages.
+    change_seq = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -61,6 +65,18 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
     )
     text = NulSafeTextField()
+    # A reply belongs to a thread: its root, a message of the same room that is no reply.
+    reply_to = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="replies",
+        db_index=False,  # message_thread_idx (reply_to, id) serves it
+    )
+    reply_count = models.IntegerField(default=0)  # on a thread's root: its replies
+    last_reply_at = models.DateTimeField(null=True, blank=True)
+    change_seq = models.BigIntegerField(default=0)  # the room's change_seq at its last change
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no client_id, outside the unique constraint
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
@@ -68,7 +84,11 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["room", "id"], name="message_room_id_idx")]
+        indexes = [
+            models.Index(fields=["room", "id"], name="message_room_id_idx"),
+            models.Index(fields=["room", "change_seq"], name="message_room_change_idx"),
+            models.Index(fields=["reply_to", "id"], name="message_thread_idx"),
+        ]
         constraints = [
             # A client retry (same client_id, room and author) is stored once.
             models.UniqueConstraint(
@@ -84,6 +104,28 @@ class Message(models.Model):
     @property
     def author_username(self) -> str:
         return self.author.username
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message: at most once per (message, user, emoji)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reactions"
+    )
+    emoji = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="reaction_unique_message_user_emoji"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user} on #{self.message_id}"
 
 
 class MessageRevision(models.Model):

@@ -70,6 +70,18 @@ class MessageTooLong(Refusal):
     default_detail = "message is too long"
 
 
+class ReplyNotInRoom(Refusal):
+    """`reply_to` names no message of this room: the frame (or body) is wrong, not the rules."""
+
+    code = "invalid_frame"
+    default_detail = "'reply_to' must be the id of a message of this room"
+
+
+class InvalidEmoji(Refusal):
+    code = "invalid_emoji"
+    default_detail = "a reaction is one emoji (a single emoji of Unicode's emoji set)"
+
+
 class UserNotFound(Refusal):
     code = "user_not_found"
     default_detail = "no such active user"

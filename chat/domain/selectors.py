@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -22,7 +22,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from chat.domain.access import accessible_rooms, may_see_rooms
-from chat.domain.models import Membership, Message, Room
+from chat.domain.models import Membership, Message, Reaction, Room
 
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
@@ -75,6 +75,10 @@ class MessageRow(NamedTuple):
     client_id: str | None
     edited_at: datetime | None
     deleted_at: datetime | None
+    reply_to_id: int | None
+    reply_count: int
+    last_reply_at: datetime | None
+    change_seq: int
     room_id: uuid.UUID
 
     @property
@@ -83,21 +87,64 @@ class MessageRow(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class ReactionSummary:
+    """One emoji on one message: how many reacted with it, and who (to tell each their own)."""
+
+    emoji: str
+    count: int
+    user_ids: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
 class MessagePage:
     results: list[MessageRow]
     has_more: bool
+    # Message id -> its reactions, for the messages of the page that have any.
+    reactions: dict[int, list[ReactionSummary]] = field(default_factory=dict)
+
+
+def reaction_summaries(*, message_ids: list[int]) -> dict[int, list[ReactionSummary]]:
+    """The reactions of each message that has some, each emoji in the order it was first used."""
+    by_message: dict[int, dict[str, set[int]]] = {}
+    rows = (
+        Reaction.objects.filter(message_id__in=message_ids)
+        .order_by("id")
+        .values_list("message_id", "emoji", "user_id")
+    )
+    for message_id, emoji, user_id in rows:
+        by_message.setdefault(message_id, {}).setdefault(emoji, set()).add(user_id)
+    return {
+        message_id: [
+            ReactionSummary(emoji, len(users), frozenset(users)) for emoji, users in emojis.items()
+        ]
+        for message_id, emojis in by_message.items()
+    }
+
+
+def _with_reactions(rows: list[MessageRow], *, has_more: bool) -> MessagePage:
+    # Only a message that changed can have reactions (each reaction takes a change number):
+    # a page of messages never changed, the usual page, costs no second query.
+    changed = [row.id for row in rows if row.change_seq]
+    reactions = reaction_summaries(message_ids=changed) if changed else {}
+    return MessagePage(rows, has_more=has_more, reactions=reactions)
 
 
 def message_list(
-    *, room: Room, before: int | None = None, after: int | None = None, limit: int = 50
+    *,
+    room: Room,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = 50,
+    thread: int | None = None,
 ) -> MessagePage:
     """A page of a room's history, oldest first, for a caller that has checked access.
 
     With `after`: the oldest `limit` messages newer than it (recovery after a reconnect);
     `has_more` says newer ones remain. Otherwise the newest `limit` messages older than
-    `before` (or the latest); `has_more` says older ones remain.
+    `before` (or the latest); `has_more` says older ones remain. With `thread`: the same
+    within the replies of that root.
     """
-    return _page(None, room.pk, before, after, limit)
+    return _page(None, room.pk, before, after, limit, thread)
 
 
 def member_message_list(
@@ -107,6 +154,7 @@ def member_message_list(
     before: int | None = None,
     after: int | None = None,
     limit: int = 50,
+    thread: int | None = None,
 ) -> MessagePage | None:
     """`message_list` of a room `user` may see, or None when it may not (or does not exist).
 
@@ -117,24 +165,24 @@ def member_message_list(
     """
     if not may_see_rooms(user):
         return None
-    page = _page(user, room_id, before, after, limit)
+    page = _page(user, room_id, before, after, limit, thread)
     if page.results or accessible_rooms(user).filter(pk=room_id).exists():
         return page
     return None
 
 
-def _page(user, room_id, before, after, limit) -> MessagePage:
+def _page(user, room_id, before, after, limit, thread=None) -> MessagePage:
     # Ids beyond the column's range: as a parameter SQLite refuses them.
     largest_id = _largest_message_id()
     if after is not None and after > largest_id:
         return MessagePage([], has_more=False)  # no message is newer
     if before is not None and before > largest_id:
         before = None  # every message is older
-    rows = _page_rows(user, room_id, before, after, limit)
+    rows = _page_rows(user, room_id, before, after, limit, thread)
     page = [MessageRow._make((*row, room_id)) for row in rows]
     if after is not None:
-        return MessagePage(page[:limit], has_more=len(page) > limit)
-    return MessagePage(page[:limit][::-1], has_more=len(page) > limit)
+        return _with_reactions(page[:limit], has_more=len(page) > limit)
+    return _with_reactions(page[:limit][::-1], has_more=len(page) > limit)
 
 
 def _largest_message_id() -> int:
@@ -142,7 +190,7 @@ def _largest_message_id() -> int:
     return connection.ops.integer_field_range(Message._meta.pk.get_internal_type())[1]
 
 
-def _page_rows(user, room_id, before, after, limit: int) -> list[tuple]:
+def _page_rows(user, room_id, before, after, limit: int, thread: int | None) -> list[tuple]:
     """One page of the room's messages, one more than `limit` (does an older/newer one exist?),
     behind the access rule when `user` is given, converted as the ORM converts its columns.
 
@@ -159,6 +207,7 @@ def _page_rows(user, room_id, before, after, limit: int) -> list[tuple]:
         before=before,
         after=after,
         limit=limit,
+        thread=thread,
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -166,8 +215,11 @@ def _page_rows(user, room_id, before, after, limit: int) -> list[tuple]:
     return _converted(rows, connection)
 
 
-def _page_sql(vendor: str, *, room, member_id, before, after, limit: int) -> tuple[str, list]:
-    """The page's SQL and parameters, one statement per shape (which of member/before/after).
+def _page_sql(
+    vendor: str, *, room, member_id, before, after, limit: int, thread: int | None = None
+) -> tuple[str, list]:
+    """The page's SQL and parameters, one statement per shape (which of member, before, after
+    and thread are given).
 
     PostgreSQL gets the room as a one-value range and the order (room, id); SQLite, an
     equality and the order id. With `room = X`, PostgreSQL may treat the room as a constant
@@ -191,6 +243,9 @@ def _page_sql(vendor: str, *, room, member_id, before, after, limit: int) -> tup
             f"EXISTS (SELECT 1 FROM {tables.memberships} WHERE room_id = %s AND user_id = %s)"
         )
         params += [room, member_id]
+    if thread is not None:
+        where.append("m.reply_to_id = %s")
+        params.append(thread)
     if before is not None:
         where.append("m.id < %s")
         params.append(before)
@@ -218,6 +273,10 @@ _PAGE_FIELDS = (
     ("m", "client_id"),
     ("m", "edited_at"),
     ("m", "deleted_at"),
+    ("m", "reply_to"),
+    ("m", "reply_count"),
+    ("m", "last_reply_at"),
+    ("m", "change_seq"),
 )
 
 
@@ -256,6 +315,39 @@ def _converted(rows: list[tuple], connection) -> list[tuple]:
             values[index] = converter(values[index], column, connection)
         converted.append(values)
     return converted
+
+
+_CHANGE_COLUMNS = (
+    "id",
+    "text",
+    "author_id",
+    "author__username",
+    "created_at",
+    "client_id",
+    "edited_at",
+    "deleted_at",
+    "reply_to_id",
+    "reply_count",
+    "last_reply_at",
+    "change_seq",
+)
+
+
+def member_change_list(
+    *, user, room_id: uuid.UUID, after: int, limit: int = 50
+) -> MessagePage | None:
+    """The messages of a room `user` may see that changed after change number `after` (edited,
+    deleted, reacted to, replied to), each once, as it is now, in change order; None when the
+    room is not the user's. `has_more`: more changed after the page's last."""
+    if not accessible_rooms(user).filter(pk=room_id).exists():
+        return None
+    rows = (
+        Message.objects.filter(room_id=room_id, change_seq__gt=after)
+        .order_by("change_seq")
+        .values_list(*_CHANGE_COLUMNS)[: limit + 1]
+    )
+    page = [MessageRow._make((*row, room_id)) for row in rows]
+    return _with_reactions(page[:limit], has_more=len(page) > limit)
 
 
 def room_detail(*, user, room_id) -> Room:

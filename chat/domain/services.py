@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import emoji as emoji_data
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from chat.domain import events, refusals
@@ -23,8 +25,9 @@ from chat.domain.access import (
     is_member,
     is_room_admin,
 )
-from chat.domain.models import Membership, Message, MessageRevision, Room
+from chat.domain.models import Membership, Message, MessageRevision, Reaction, Room
 from chat.domain.ordering import room_order
+from chat.domain.selectors import reaction_summaries
 
 DIRECT_ROOMS_ONLY_FROM_DIRECT = (
     "direct rooms are opened with POST /api/chat/direct/ {user_id}; create a group instead"
@@ -59,37 +62,86 @@ def message_text_check(text: str) -> str:
 
 
 def message_create(
-    *, room: Room, author, text: str, client_id: str | None = None
+    *,
+    room: Room,
+    author,
+    text: str,
+    client_id: str | None = None,
+    reply_to: int | None = None,
 ) -> MessageCreateResult:
-    """Store a message by a member and announce it; a retry of a client_id returns the first."""
+    """Store a message by a member and announce it; a retry of a client_id returns the first.
+
+    With `reply_to`, the message is a reply in that message's thread (a reply to a reply joins
+    the same thread): the root's `reply_count` and `last_reply_at` change with it, announced as
+    the root's update."""
     message_text_check(text)
     with room_order(room.pk):
         _member_check(room=room, user=author)  # inside the order: no removal can come between
-        if client_id is None:
+        if client_id is None and reply_to is None:
             # One INSERT is atomic by itself, and the room's order is held: no transaction.
             message = Message.objects.create(room=room, author=author, text=text)
-        else:
-            message, created = _message_create_once(room, author, text, client_id)
+            return _created(message)
+        with transaction.atomic():
+            root = None if reply_to is None else _thread_root(room=room, message_id=reply_to)
+            message, created = _message_create_once(room, author, text, client_id, root)
             if not created:
                 return MessageCreateResult(message, created=False)
-        announcement = events.announce_on_commit(events.MessageCreated(room.pk, message))
+            if root is not None:
+                _thread_reply_count(room=room, root=root, reply=message)
+            return _created(message, root)
+
+
+def _created(message: Message, root: Message | None = None) -> MessageCreateResult:
+    announcement = events.announce_on_commit(events.MessageCreated(message.room_id, message))
+    if root is not None:
+        events.announce_on_commit(events.ThreadUpdated(root.room_id, root))
     return MessageCreateResult(message, created=True, announcement=announcement)
 
 
-def _message_create_once(room: Room, author, text: str, client_id: str) -> tuple[Message, bool]:
+def _message_create_once(
+    room: Room, author, text: str, client_id: str | None, root: Message | None
+) -> tuple[Message, bool]:
     stored = Message.objects.select_related("author")
-    with transaction.atomic():
+    if client_id is not None:
         existing = stored.filter(room=room, author=author, client_id=client_id).first()
         if existing is not None:
             return existing, False
-        try:
-            with transaction.atomic():
-                message = Message.objects.create(
-                    room=room, author=author, text=text, client_id=client_id
-                )
-        except IntegrityError:  # stored meanwhile by a caller outside the room's order
-            return stored.get(room=room, author=author, client_id=client_id), False
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                room=room, author=author, text=text, client_id=client_id, reply_to=root
+            )
+    except IntegrityError:  # stored meanwhile by a caller outside the room's order
+        if client_id is None:
+            raise
+        return stored.get(room=room, author=author, client_id=client_id), False
     return message, True
+
+
+def _thread_root(*, room: Room, message_id: int) -> Message:
+    """The root of the thread a reply to `message_id` joins, its row locked for the count."""
+    rows = Message.objects.select_for_update(of=("self",)).select_related("author")
+    target = rows.filter(room=room, pk=message_id, deleted_at__isnull=True).first()
+    if target is None:
+        raise refusals.ReplyNotInRoom()
+    if target.reply_to_id is None:
+        return target
+    return rows.get(pk=target.reply_to_id)
+
+
+def _thread_reply_count(*, room: Room, root: Message, reply: Message) -> None:
+    root.reply_count += 1
+    root.last_reply_at = reply.created_at
+    root.change_seq = _change_seq_take(room)
+    root.save(update_fields=["reply_count", "last_reply_at", "change_seq"])
+
+
+def _change_seq_take(room: Room) -> int:
+    """The room's next change number, for a change of a stored message: taken inside the room's
+    order and the change's transaction, so numbers commit in increasing order, as ids do."""
+    rooms = Room.objects.filter(pk=room.pk)
+    rooms.update(change_seq=F("change_seq") + 1)
+    return rooms.values_list("change_seq", flat=True).get()
 
 
 def _member_check(*, room: Room, user) -> None:
@@ -128,7 +180,8 @@ def message_edit(*, room: Room, message_id: int, editor, text: str) -> Change:
             raise refusals.EditWindowExpired()
         _revision_add(message, actor=editor, action=MessageRevision.Action.EDIT)
         message.text, message.edited_at = text, now
-        message.save(update_fields=["text", "edited_at"])
+        message.change_seq = _change_seq_take(room)
+        message.save(update_fields=["text", "edited_at", "change_seq"])
         announcement = events.announce_on_commit(events.MessageEdited(room.pk, message))
     return Change(message, announcement)
 
@@ -143,7 +196,8 @@ def message_delete(*, room: Room, message_id: int, actor) -> Change:
             raise refusals.NotAllowed("only the author or a room admin can delete a message")
         _revision_add(message, actor=actor, action=MessageRevision.Action.DELETE)
         message.text, message.deleted_at = "", timezone.now()
-        message.save(update_fields=["text", "deleted_at"])
+        message.change_seq = _change_seq_take(room)
+        message.save(update_fields=["text", "deleted_at", "change_seq"])
         announcement = events.announce_on_commit(events.MessageDeleted(room.pk, message))
     return Change(message, announcement)
 
@@ -152,6 +206,47 @@ def _revision_add(message: Message, *, actor, action: str) -> None:
     MessageRevision.objects.create(
         message=message, actor=actor, action=action, previous_text=message.text
     )
+
+
+def reaction_add(*, room: Room, message_id: int, user, emoji: str) -> Change:
+    """The member's `emoji` on a message (once: adding it again changes nothing). The
+    Change's value is the message's reactions (chat.domain.selectors.ReactionSummary)."""
+    return _reactions_change(room, message_id, user, emoji, add=True)
+
+
+def reaction_remove(*, room: Room, message_id: int, user, emoji: str) -> Change:
+    """Take the member's `emoji` off a message (removing one that is not there changes
+    nothing)."""
+    return _reactions_change(room, message_id, user, emoji, add=False)
+
+
+def emoji_check(emoji: object) -> str:
+    """The rule for a reaction: exactly one emoji of Unicode's emoji set (the `emoji` package's
+    data: skin tones, flags, keycaps and ZWJ sequences such as 👨‍👩‍👧 included)."""
+    if not isinstance(emoji, str) or not emoji_data.is_emoji(emoji):
+        raise refusals.InvalidEmoji()
+    return emoji
+
+
+def _reactions_change(room: Room, message_id: int, user, emoji: str, *, add: bool) -> Change:
+    emoji_check(emoji)
+    with room_order(room.pk), transaction.atomic():
+        _member_check(room=room, user=user)
+        message = _message_for_change(room=room, message_id=message_id)
+        mine = {"message": message, "user": user, "emoji": emoji}
+        if add:
+            changed = Reaction.objects.get_or_create(**mine)[1]
+        else:
+            changed = Reaction.objects.filter(**mine).delete()[0] > 0
+        reactions = reaction_summaries(message_ids=[message.pk]).get(message.pk, [])
+        if not changed:
+            return Change(reactions, None)
+        message.change_seq = _change_seq_take(room)
+        message.save(update_fields=["change_seq"])
+        announcement = events.announce_on_commit(
+            events.ReactionsChanged(room.pk, message.pk, message.change_seq, tuple(reactions))
+        )
+    return Change(reactions, announcement)
 
 
 def read_marker_set(*, room: Room, user, message_id: int) -> Change:

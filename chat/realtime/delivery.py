@@ -37,6 +37,19 @@ def broadcast_event(frame: str) -> dict:
     return {"type": "chat.broadcast", "frame": frame}
 
 
+def personal_event(frame: str, frames: dict[int, str]) -> dict:
+    """A frame for every socket of a group, but for the users in `frames`, who get theirs
+    (each rendered once, and users who would get the same frame share it)."""
+    variants = list(dict.fromkeys(frames.values()))
+    index = {frame: n for n, frame in enumerate(variants)}
+    return {
+        "type": "chat.personal",
+        "frame": frame,
+        "variants": variants,
+        "variant_of_user": {str(user): index[frame] for user, frame in frames.items()},
+    }
+
+
 def member_removed_event(user_id: int, reason: str, frame: str | None) -> dict:
     """The user's sockets to the room close with `reason`; the others receive `frame`, if any."""
     return {"type": "member.removed", "user_id": user_id, "reason": reason, "frame": frame}
@@ -52,7 +65,25 @@ def layer_event(event: events.RoomEvent) -> dict:
             else None
         )
         return member_removed_event(event.user_id, event.reason, frame)
+    if isinstance(event, events.ReactionsChanged):
+        return _reactions_event(event)
     return broadcast_event(frame_of(event))
+
+
+def _reactions_event(event: events.ReactionsChanged) -> dict:
+    """Each receiver is told whether it reacted: the users who did get their own frame."""
+
+    def frame_for(viewer_id: int | None) -> str:
+        return protocol.reactions_frame(
+            room_id=event.room_id,
+            message_id=event.message_id,
+            change_seq=event.change_seq,
+            reactions=event.reactions,
+            viewer_id=viewer_id,
+        )
+
+    reactors = set().union(*(reaction.user_ids for reaction in event.reactions))
+    return personal_event(frame_for(None), {user: frame_for(user) for user in reactors})
 
 
 def frame_of(event: events.RoomEvent) -> str:
@@ -60,8 +91,8 @@ def frame_of(event: events.RoomEvent) -> str:
     match event:
         case events.MessageCreated(message=message):
             return protocol.dumps(protocol.message_payload(message))
-        case events.MessageEdited(message=message):
-            return protocol.dumps(protocol.message_payload(message, type="chat.message.updated"))
+        case events.MessageEdited(message=message) | events.ThreadUpdated(message=message):
+            return protocol.message_updated_frame(message)
         case events.MessageDeleted(message=message):
             return protocol.message_deleted_frame(message)
         case events.ReadMarkerMoved():

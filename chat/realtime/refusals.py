@@ -18,6 +18,8 @@ WEBSOCKET_REFUSALS: dict[type[refusals.Refusal], FrameError | Rejection] = {
     refusals.EditWindowExpired: FrameError.EDIT_WINDOW_EXPIRED,
     refusals.EmptyMessage: FrameError.EMPTY_MESSAGE,
     refusals.MessageTooLong: FrameError.MESSAGE_TOO_LONG,
+    refusals.ReplyNotInRoom: FrameError.INVALID_FRAME,
+    refusals.InvalidEmoji: FrameError.INVALID_EMOJI,
     refusals.UserNotFound: FrameError.USER_NOT_FOUND,
     refusals.InvalidRequest: FrameError.INVALID_REQUEST,
 }

@@ -476,3 +476,89 @@ def test_read_receipts_mark_the_room_read_and_show_on_own_messages(pair, server)
     )
     rooms = http_json(f"{server.http_url}/api/chat/rooms/", token=pair.tokens["maria"])
     assert next(r["unread_count"] for r in rooms if r["name"] == VENDAS) == 0
+
+
+# --- threads, reactions and recovered changes (issue 17) -------------------------------------
+
+
+def reaction_on(page: Page, message_id: int, emoji: str):
+    return rendered(page, message_id).locator(f'.reactions button[data-emoji="{emoji}"]')
+
+
+def test_reactions_are_counted_live_on_every_page_each_marking_its_own(pair):
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, GERENCIA)
+    open_room(maria, GERENCIA)
+    text = unique("vamos almoçar?")
+    send(admin, text)
+    message_id = rendered_id(maria, text)
+
+    rendered(maria, message_id).locator('.react-button[data-emoji="👍"]').click()
+    for page in (admin, maria):
+        expect(reaction_on(page, message_id, "👍")).to_have_text("👍 1", timeout=TIMEOUT_MS)
+    expect(reaction_on(maria, message_id, "👍")).to_have_class(re.compile(r"\bmine\b"))
+    expect(reaction_on(admin, message_id, "👍")).not_to_have_class(re.compile(r"\bmine\b"))
+
+    reaction_on(admin, message_id, "👍").click()  # admin joins in
+    for page in (admin, maria):
+        expect(reaction_on(page, message_id, "👍")).to_have_text("👍 2", timeout=TIMEOUT_MS)
+    reaction_on(maria, message_id, "👍").click()  # maria takes hers back
+    for page in (admin, maria):
+        expect(reaction_on(page, message_id, "👍")).to_have_text("👍 1", timeout=TIMEOUT_MS)
+    expect(reaction_on(maria, message_id, "👍")).not_to_have_class(re.compile(r"\bmine\b"))
+    expect(reaction_on(admin, message_id, "👍")).to_have_class(re.compile(r"\bmine\b"))
+
+
+def test_a_reply_counts_on_its_root_and_shows_in_the_opened_thread(pair):
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, VENDAS)
+    open_room(maria, VENDAS)
+    question = unique("quem fecha o pedido?")
+    send(admin, question)
+    root_id = rendered_id(maria, question)
+
+    rendered(maria, root_id).locator(".reply-button").click()
+    expect(maria.locator("#reply-banner")).to_contain_text(question)
+    answer = unique("eu fecho")
+    send(maria, answer)
+    expect(maria.locator("#reply-banner")).to_be_hidden()
+
+    for page in (admin, maria):
+        reply = messages_with(page, answer)
+        expect(reply).to_have_class(re.compile(r"\breply\b"), timeout=TIMEOUT_MS)
+        expect(rendered(page, root_id).locator(".replies")).to_have_text("1 resposta")
+    rendered(admin, root_id).locator(".replies").click()
+    expect(admin.locator("#thread")).to_be_visible()
+    expect(admin.locator("#thread-title")).to_contain_text(question)
+    expect(admin.locator("#thread-messages")).to_contain_text(f"maria: {answer}")
+
+    # A reply to the reply joins the same thread, live in the open thread.
+    reply_id = rendered_id(maria, answer)
+    rendered(maria, reply_id).locator(".reply-button").click()
+    second = unique("combinado")
+    send(maria, second)
+    expect(admin.locator("#thread-messages")).to_contain_text(second, timeout=TIMEOUT_MS)
+    expect(rendered(admin, root_id).locator(".replies")).to_have_text("2 respostas")
+    admin.click("#thread-close")
+    expect(admin.locator("#thread")).to_be_hidden()
+
+
+def test_changes_made_while_away_show_after_reconnecting(pair, server):
+    admin, maria, token = pair.admin, pair.maria, pair.tokens["admin"]
+    open_room(admin, GERENCIA)
+    open_room(maria, GERENCIA)
+    text = unique("rascunho")
+    send(admin, text)
+    message_id = rendered_id(maria, text)
+    maria.click("#disconnect-button")
+    expect(maria.locator("#status")).to_have_text("Desconectado")
+
+    base = f"/api/chat/rooms/{room_id_by_name(server, token, GERENCIA)}/messages/{message_id}/"
+    fixed = unique("versão final")
+    assert rest(server, "PATCH", base, token, {"message": fixed}) == 200
+    assert rest(server, "POST", f"{base}reactions/", token, {"emoji": "🎉"}) == 201
+
+    maria.click("#connect-button")  # the same room: recovery, not a fresh screen
+    expect(maria.locator("#status")).to_have_text("Conectado", timeout=TIMEOUT_MS)
+    expect(rendered(maria, message_id)).to_contain_text(f"{fixed} (editado)", timeout=TIMEOUT_MS)
+    expect(reaction_on(maria, message_id, "🎉")).to_have_text("🎉 1")

@@ -323,3 +323,48 @@ def test_cluster_direct_room_created_at_once_from_both_processes_is_one_room(clu
         assert (status, again["id"], again["type"]) == (200, room_id, "direct")
         names = sorted(member["username"] for member in again["members"])
         assert names == sorted([first, second])
+
+
+# --- threads, reactions and changes (issue 17) -----------------------------------------------
+
+
+async def test_cluster_reactions_and_replies_cross_processes_each_told_its_own(cluster):
+    """A reaction on A reaches B's sockets with `me` for each receiver; a reply on B reaches A
+    with its root's new count; a member who was away recovers both from B by change cursor."""
+    a, b = cluster
+    team = Team(a, "admin", "maria", "joao")
+    room = team.new_room(a, "admin", "maria", "joao")
+    admin_on_a = await connect(a, room, team.token["admin"])
+    maria_on_b = await connect(b, room, team.token["maria"])
+    joao_on_b = await connect(b, room, team.token["joao"])
+    cursor = joao_on_b.established["room"]["change_seq"]
+    await joao_on_b.close()
+
+    await admin_on_a.send_message("votação")
+    root = await next_frame_of(maria_on_b, "chat.message")
+    await admin_on_a.ws.send(
+        json.dumps({"type": "reaction.add", "message_id": root["id"], "emoji": "👍"})
+    )
+    seen_by_maria = await next_frame_of(maria_on_b, "chat.message.reactions")
+    seen_by_admin = await next_frame_of(admin_on_a, "chat.message.reactions")
+    assert seen_by_maria["reactions"] == [{"emoji": "👍", "count": 1, "me": False}]
+    assert seen_by_admin["reactions"] == [{"emoji": "👍", "count": 1, "me": True}]
+
+    await maria_on_b.ws.send(
+        json.dumps({"type": "chat.message", "message": "eu voto sim", "reply_to": root["id"]})
+    )
+    reply = await next_frame_of(admin_on_a, "chat.message")
+    summary = await next_frame_of(admin_on_a, "chat.message.updated")
+    assert reply["reply_to"] == root["id"]
+    assert (summary["id"], summary["reply_count"]) == (root["id"], 1)
+
+    status, changes = call(
+        b, "GET", f"/api/chat/rooms/{room}/changes/?after={cursor}", team.token["joao"]
+    )
+    assert status == 200 and not changes["has_more"]
+    (recovered,) = changes["results"]
+    assert (recovered["id"], recovered["reply_count"]) == (root["id"], 1)
+    assert recovered["reactions"] == [{"emoji": "👍", "count": 1, "me": False}]
+    assert recovered["change_seq"] == summary["change_seq"]
+    await admin_on_a.close()
+    await maria_on_b.close()

@@ -56,6 +56,8 @@ FUZZ_HANDSHAKES = hypothesis_settings(FUZZ, max_examples=100)
 # actions (presence, typing, read markers, edits, deletions) may interleave with any reply.
 SERVER_TYPES = {
     "chat.message",
+    "chat.changes",
+    "chat.message.reactions",
     "pong",
     "chat.history",
     "error",

@@ -26,6 +26,7 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 from schemathesis.config import SchemathesisConfig
 
@@ -37,6 +38,9 @@ MAX_EXAMPLES = 25  # fuzzed per operation, after the coverage phase: ~850 reques
 DEMO_USER = "admin"
 # Every {room_id} is this room, DEMO_USER's: requests get past the room check to the body's.
 ROOM_ID = uuid.UUID("15151515-1515-4515-8515-151515151515")
+
+# The schema's "emoji" format (a reaction): one emoji of Unicode's set, as the domain checks.
+schemathesis.openapi.format("emoji", st.sampled_from(["👍", "❤️", "🎉", "👍🏽", "🇧🇷", "👨‍👩‍👧"]))
 
 schema = schemathesis.openapi.from_asgi(
     "/api/schema/",

@@ -39,7 +39,9 @@ logger = logging.getLogger("chat.realtime.consumers")
 _PROCESS_TAG = secrets.token_hex(6)
 _socket_numbers = itertools.count(1)
 # Frames that write: they count against the rate limits.
-RATE_LIMITED_TYPES = frozenset({CHAT_MESSAGE, CHAT_EDIT, CHAT_DELETE})
+RATE_LIMITED_TYPES = frozenset(
+    {CHAT_MESSAGE, CHAT_EDIT, CHAT_DELETE, protocol.REACTION_ADD, protocol.REACTION_REMOVE}
+)
 
 
 def frame_budget(frame_type: str) -> tuple[float, int]:
@@ -227,7 +229,18 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         """A frame for every socket of the room (but `except`), serialized once by the sender."""
         if self.closing or event.get("except") == self.channel_name:
             return
-        frame = event["frame"]
+        await self.write_room_frame(event, event["frame"])
+
+    async def chat_personal(self, event):
+        """A room frame with variants for some users (`me` in reactions): this user's, or the
+        common one."""
+        if self.closing:
+            return
+        variant = event["variant_of_user"].get(str(getattr(self.user, "pk", None)))
+        frame = event["frame"] if variant is None else event["variants"][variant]
+        await self.write_room_frame(event, frame)
+
+    async def write_room_frame(self, event: dict, frame: str) -> None:
         if self.fallen_behind(frame):
             return await self.layer_overflow(event)
         framed = self.framed_socket
@@ -257,7 +270,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await self.close(code=int(Rejection.INTERNAL_ERROR.close_code))
 
-    room_event_handlers = {"chat.broadcast": chat_broadcast}
+    room_event_handlers = {"chat.broadcast": chat_broadcast, "chat.personal": chat_personal}
 
     async def layer_overflow(self, event):
         """This socket fell behind (fanout, chat.adapters.backpressure): close it, never drop."""

@@ -13,11 +13,13 @@ from django.db import DatabaseError
 from chat import protocol
 from chat.domain.access import AccessLost
 from chat.domain.refusals import Refusal
-from chat.domain.selectors import message_list
+from chat.domain.selectors import member_change_list, message_list
 from chat.domain.services import (
     message_create,
     message_delete,
     message_edit,
+    reaction_add,
+    reaction_remove,
     read_marker_set,
 )
 from chat.protocol import (
@@ -25,7 +27,10 @@ from chat.protocol import (
     CHAT_EDIT,
     CHAT_MESSAGE,
     CHAT_SYNC,
+    CHAT_SYNC_CHANGES,
     PING,
+    REACTION_ADD,
+    REACTION_REMOVE,
     READ,
     TYPING,
     ClientFrame,
@@ -79,7 +84,14 @@ class ChatConsumer(BaseChatConsumer):
         self.user_ref = protocol.user_payload(self.user.pk, self.user.username)
         await self.send(
             text_data=protocol.connection_established_frame(
-                room={"id": str(self.room.pk), "name": self.room.name, "type": self.room.type},
+                room={
+                    "id": str(self.room.pk),
+                    "name": self.room.name,
+                    "type": self.room.type,
+                    # Read at the handshake, before this socket could hear a change: recovery
+                    # from it (`chat.sync_changes`) may repeat a change, never miss one.
+                    "change_seq": self.room.change_seq,
+                },
                 user=self.user_ref,
             )
         )
@@ -125,7 +137,11 @@ class ChatConsumer(BaseChatConsumer):
         """`chat.message`: stored and announced by the domain; the sender's copy is its ack."""
         try:
             result = await room_database(self.room.pk)(message_create)(
-                room=self.room, author=self.user, text=frame.message, client_id=frame.client_id
+                room=self.room,
+                author=self.user,
+                text=frame.message,
+                client_id=frame.client_id,
+                reply_to=frame.reply_to,
             )
         except Refusal as refusal:
             return await self.refused(refusal)
@@ -164,6 +180,17 @@ class ChatConsumer(BaseChatConsumer):
             read_marker_set, room=self.room, user=self.user, message_id=frame.message_id
         )
 
+    async def handle_reaction(self, frame: ClientFrame) -> None:
+        """`reaction.add` / `reaction.remove`: members get `chat.message.reactions`."""
+        operation = reaction_add if frame.type == REACTION_ADD else reaction_remove
+        await self.change_room(
+            operation,
+            room=self.room,
+            message_id=frame.message_id,
+            user=self.user,
+            emoji=frame.emoji,
+        )
+
     async def change_room(self, operation, **arguments) -> None:
         """Run a domain operation on the room's writer; members hear of it from the domain."""
         try:
@@ -187,10 +214,21 @@ class ChatConsumer(BaseChatConsumer):
     async def handle_sync(self, frame: ClientFrame) -> None:
         """`chat.sync`: the messages after an id, as `chat.history` (one page of up to 200)."""
         try:
-            page = await database_sync_to_async(_history_after)(self.room, frame.after)
+            page = await database_sync_to_async(_history_after)(self.room, frame.after, self.user)
         except DatabaseError:
             logger.exception("history unavailable: room=%s", self.room.pk)
             return await self.reject(Rejection.SERVICE_UNAVAILABLE)
+        await self.send(text_data=page)
+
+    async def handle_sync_changes(self, frame: ClientFrame) -> None:
+        """`chat.sync_changes`: messages changed after a change_seq, as `chat.changes`."""
+        try:
+            page = await database_sync_to_async(_changes_after)(self.room, frame.after, self.user)
+        except DatabaseError:
+            logger.exception("changes unavailable: room=%s", self.room.pk)
+            return await self.reject(Rejection.SERVICE_UNAVAILABLE)
+        if page is None:  # removed from the room meanwhile: its event closes the socket
+            return await self.reject(REMOVED)
         await self.send(text_data=page)
 
     # --- typing, presence ---------------------------------------------------------------------
@@ -317,14 +355,25 @@ class ChatConsumer(BaseChatConsumer):
         CHAT_MESSAGE: handle_chat_message,
         PING: BaseChatConsumer.handle_ping,
         CHAT_SYNC: handle_sync,
+        CHAT_SYNC_CHANGES: handle_sync_changes,
         CHAT_EDIT: handle_edit,
         CHAT_DELETE: handle_delete,
         READ: handle_read,
         TYPING: handle_typing,
+        REACTION_ADD: handle_reaction,
+        REACTION_REMOVE: handle_reaction,
     }
 
 
-def _history_after(room, after: int) -> str:
+def _history_after(room, after: int, user) -> str:
     page = message_list(room=room, after=after, limit=SYNC_PAGE_SIZE)
-    messages = [protocol.message_payload(message) for message in page.results]
+    messages = protocol.page_payloads(page, viewer_id=user.pk)
     return protocol.history_frame(messages, has_more=page.has_more)
+
+
+def _changes_after(room, after: int, user) -> str | None:
+    page = member_change_list(user=user, room_id=room.pk, after=after, limit=SYNC_PAGE_SIZE)
+    if page is None:
+        return None
+    messages = protocol.page_payloads(page, viewer_id=user.pk)
+    return protocol.changes_frame(messages, has_more=page.has_more)

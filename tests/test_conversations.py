@@ -1,0 +1,354 @@
+"""Threads, reactions and the recovery of changes (docs/protocol.md, "Threads, reactions and
+changes"): each a domain operation, on the socket and over REST alike."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+from chat.domain import services
+from chat.domain.models import Message, Reaction, Room
+from tests.factories import access_token, make_room
+from tests.test_team_chat import api, rest
+from tests.ws import joined, open_socket, room_path
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUIET = 0.2
+
+
+async def watching(room, user):
+    return await joined(room_path(room), token=access_token(user))
+
+
+def path(room, tail: str = "") -> str:
+    return f"/api/chat/rooms/{room.pk}/{tail}"
+
+
+def post(room, author, text: str, **extra) -> Message:
+    return services.message_create(room=room, author=author, text=text, **extra).message
+
+
+# --- threads ------------------------------------------------------------------------------
+
+
+async def test_a_reply_reaches_every_member_and_updates_its_roots_summary(room, alice, bob):
+    root = await Message.objects.acreate(room=room, author=alice, text="pergunta")
+    sender, other = await watching(room, bob), await watching(room, alice)
+
+    await sender.send_json_to({"type": "chat.message", "message": "resposta", "reply_to": root.pk})
+
+    for socket in (sender, other):
+        reply = await socket.receive_json_from()
+        assert (reply["type"], reply["message"], reply["reply_to"]) == (
+            "chat.message",
+            "resposta",
+            root.pk,
+        )
+        summary = await socket.receive_json_from()
+        assert (summary["type"], summary["id"]) == ("chat.message.updated", root.pk)
+        assert summary["reply_count"] == 1
+        assert summary["last_reply_at"] == reply["created_at"]
+        assert summary["change_seq"] == 1
+    await root.arefresh_from_db()
+    assert (root.reply_count, root.change_seq) == (1, 1)
+    assert await Message.objects.filter(reply_to=root, text="resposta").aexists()
+    for socket in (sender, other):
+        await socket.disconnect()
+
+
+def test_a_reply_to_a_reply_joins_the_roots_thread(room, alice, bob):
+    root = post(room, alice, "raiz")
+    first = post(room, bob, "um", reply_to=root.pk)
+    second = post(room, alice, "dois", reply_to=first.pk)
+
+    assert (first.reply_to_id, second.reply_to_id) == (root.pk, root.pk)
+    root.refresh_from_db()
+    assert root.reply_count == 2 and root.last_reply_at == second.created_at
+
+
+async def test_a_reply_to_a_message_of_another_room_is_invalid_frame_and_not_stored(
+    room, alice, bob
+):
+    elsewhere = await Room.objects.acreate(name="Outra")
+    foreign = await Message.objects.acreate(room=elsewhere, author=alice, text="lá")
+    socket = await watching(room, bob)
+
+    for reply_to in (foreign.pk, 10**9, "1", 0, True):
+        await socket.send_json_to({"type": "chat.message", "message": "x", "reply_to": reply_to})
+        error = await socket.receive_json_from()
+        assert (error["type"], error["code"]) == ("error", "invalid_frame"), reply_to
+
+    assert not await Message.objects.filter(text="x").aexists()
+    await socket.disconnect()
+
+
+def test_a_reply_over_rest_is_stored_in_the_thread_and_a_foreign_one_is_404(room, alice, bob):
+    root = post(room, alice, "raiz")
+    other_room = make_room(members=[bob])
+    foreign = post(other_room, bob, "alheia")
+
+    ok = api(bob).post(
+        path(room, "messages/"), {"message": "r", "reply_to": root.pk}, format="json"
+    )
+    refused = api(bob).post(
+        path(room, "messages/"), {"message": "r2", "reply_to": foreign.pk}, format="json"
+    )
+
+    assert ok.status_code == 201 and ok.json()["reply_to"] == root.pk
+    assert (refused.status_code, refused.json()["code"]) == (404, "invalid_frame")
+    assert not Message.objects.filter(text="r2").exists()
+
+
+def test_thread_pages_hold_the_replies_only_with_the_same_cursors(room, alice, bob):
+    root = post(room, alice, "raiz")
+    replies = [post(room, bob, f"r{n}", reply_to=root.pk) for n in range(5)]
+    post(room, alice, "fora do fio")
+
+    latest = api(bob).get(path(room, "messages/"), {"thread": root.pk, "limit": 3}).json()
+    older = (
+        api(bob)
+        .get(path(room, "messages/"), {"thread": root.pk, "before": latest["results"][0]["id"]})
+        .json()
+    )
+    newer = api(bob).get(path(room, "messages/"), {"thread": root.pk, "after": replies[1].pk})
+
+    assert [m["message"] for m in latest["results"]] == ["r2", "r3", "r4"] and latest["has_more"]
+    assert [m["message"] for m in older["results"]] == ["r0", "r1"] and not older["has_more"]
+    assert [m["message"] for m in newer.json()["results"]] == ["r2", "r3", "r4"]
+    history = api(bob).get(path(room, "messages/")).json()["results"]
+    assert history[0]["id"] == root.pk and history[0]["reply_count"] == 5
+    assert {m["reply_to"] for m in history[1:-1]} == {root.pk} and history[-1]["reply_to"] is None
+
+
+# --- reactions ----------------------------------------------------------------------------
+
+
+async def test_a_reaction_reaches_every_member_each_told_whether_they_reacted(room, alice, bob):
+    message = await Message.objects.acreate(room=room, author=alice, text="boa")
+    reactor, other = await watching(room, bob), await watching(room, alice)
+
+    await reactor.send_json_to({"type": "reaction.add", "message_id": message.pk, "emoji": "👍"})
+
+    mine, theirs = await reactor.receive_json_from(), await other.receive_json_from()
+    assert mine["type"] == theirs["type"] == "chat.message.reactions"
+    assert mine["id"] == theirs["id"] == message.pk
+    assert mine["reactions"] == [{"emoji": "👍", "count": 1, "me": True}]
+    assert theirs["reactions"] == [{"emoji": "👍", "count": 1, "me": False}]
+    assert mine["change_seq"] == theirs["change_seq"] == 1
+
+    await other.send_json_to({"type": "reaction.add", "message_id": message.pk, "emoji": "👍"})
+    assert (await reactor.receive_json_from())["reactions"] == [
+        {"emoji": "👍", "count": 2, "me": True}
+    ]
+    assert (await other.receive_json_from())["reactions"][0]["me"] is True
+    for socket in (reactor, other):
+        await socket.disconnect()
+
+
+async def test_adding_a_reaction_twice_changes_nothing_and_announces_nothing(room, alice, bob):
+    message = await Message.objects.acreate(room=room, author=alice, text="boa")
+    reactor, other = await watching(room, bob), await watching(room, alice)
+    frame = {"type": "reaction.add", "message_id": message.pk, "emoji": "🎉"}
+
+    await reactor.send_json_to(frame)
+    await other.receive_json_from()
+    await reactor.receive_json_from()
+    await reactor.send_json_to(frame)
+
+    assert await other.receive_nothing(QUIET), "an unchanged reaction is not announced"
+    assert await Reaction.objects.filter(message=message).acount() == 1
+    for socket in (reactor, other):
+        await socket.disconnect()
+
+
+async def test_removing_a_reaction_announces_the_counts_left(room, alice, bob):
+    message = await Message.objects.acreate(room=room, author=alice, text="boa")
+    for user, emoji in ((alice, "👍"), (bob, "👍"), (bob, "❤️")):
+        await Reaction.objects.acreate(message=message, user=user, emoji=emoji)
+    socket = await watching(room, alice)
+
+    await socket.send_json_to({"type": "reaction.remove", "message_id": message.pk, "emoji": "👍"})
+
+    frame = await socket.receive_json_from()
+    assert frame["reactions"] == [
+        {"emoji": "👍", "count": 1, "me": False},
+        {"emoji": "❤️", "count": 1, "me": False},
+    ]
+    await socket.send_json_to({"type": "reaction.remove", "message_id": message.pk, "emoji": "👍"})
+    assert await socket.receive_nothing(QUIET), "removing what is not there changes nothing"
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("emoji", "code"),
+    [
+        ("a", "invalid_emoji"),
+        ("👍👍", "invalid_emoji"),
+        ("👍 ", "invalid_emoji"),
+        ("", "invalid_emoji"),
+        (7, "invalid_frame"),
+        (None, "invalid_frame"),
+    ],
+)
+async def test_a_reaction_is_exactly_one_emoji(room, alice, emoji, code):
+    message = await Message.objects.acreate(room=room, author=alice, text="boa")
+    socket = await watching(room, alice)
+
+    await socket.send_json_to({"type": "reaction.add", "message_id": message.pk, "emoji": emoji})
+
+    error = await socket.receive_json_from()
+    assert (error["type"], error["code"]) == ("error", code)
+    assert not await Reaction.objects.aexists()
+    await socket.disconnect()
+
+
+@pytest.mark.parametrize("emoji", ["👍🏽", "🇧🇷", "👨‍👩‍👧", "#️⃣", "❤️"])
+def test_skin_tones_flags_keycaps_and_zwj_sequences_are_one_emoji(room, bob, emoji):
+    message = post(room, bob, "oi")
+    change = services.reaction_add(room=room, message_id=message.pk, user=bob, emoji=emoji)
+    assert [reaction.emoji for reaction in change.value] == [emoji]
+
+
+def test_reactions_over_rest_post_201_then_200_and_delete_by_query_or_body(room, alice, bob):
+    message = post(room, alice, "boa")
+    url = path(room, f"messages/{message.pk}/reactions/")
+
+    first = api(bob).post(url, {"emoji": "👍"}, format="json")
+    again = api(bob).post(url, {"emoji": "👍"}, format="json")
+    api(alice).post(url, {"emoji": "❤️"}, format="json")
+    by_query = api(bob).delete(f"{url}?emoji={quote('👍')}")
+    by_body = api(alice).delete(url, {"emoji": "❤️"}, format="json")
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json() == {
+        "id": message.pk,
+        "reactions": [{"emoji": "👍", "count": 1, "me": True}],
+    }
+    assert by_query.status_code == 200
+    assert by_query.json()["reactions"] == [{"emoji": "❤️", "count": 1, "me": False}]
+    assert by_body.json()["reactions"] == []
+    assert not Reaction.objects.exists()
+
+
+def test_reaction_refusals_over_rest(room, alice, bob, outsider):
+    message = post(room, alice, "boa")
+    url = path(room, f"messages/{message.pk}/reactions/")
+    gone = services.message_delete(
+        room=room, message_id=post(room, alice, "x").pk, actor=alice
+    ).value
+
+    outsiders = api(outsider).post(url, {"emoji": "👍"}, format="json")
+    not_emoji = api(bob).post(url, {"emoji": "ok"}, format="json")
+    deleted = api(bob).post(
+        path(room, f"messages/{gone.pk}/reactions/"), {"emoji": "👍"}, format="json"
+    )
+
+    assert (outsiders.status_code, outsiders.json()["code"]) == (404, "room_not_found")
+    assert (not_emoji.status_code, not_emoji.json()["code"]) == (400, "invalid_emoji")
+    assert (deleted.status_code, deleted.json()["code"]) == (404, "message_not_found")
+    assert not Reaction.objects.exists()
+
+
+def test_history_items_carry_reactions_as_the_requester_sees_them(room, alice, bob):
+    message = post(room, alice, "boa")
+    plain = post(room, alice, "sem reações")
+    services.reaction_add(room=room, message_id=message.pk, user=bob, emoji="👍")
+    services.reaction_add(room=room, message_id=message.pk, user=alice, emoji="🎉")
+
+    for user, expected in (
+        (bob, [{"emoji": "👍", "count": 1, "me": True}, {"emoji": "🎉", "count": 1, "me": False}]),
+        (
+            alice,
+            [{"emoji": "👍", "count": 1, "me": False}, {"emoji": "🎉", "count": 1, "me": True}],
+        ),
+    ):
+        items = {m["id"]: m for m in api(user).get(path(room, "messages/")).json()["results"]}
+        assert items[message.pk]["reactions"] == expected
+        assert items[plain.pk]["reactions"] == []
+
+
+# --- changes: recovered by cursor, as new messages are --------------------------------------
+
+
+def test_every_change_takes_the_rooms_next_change_seq(room, alice, bob):
+    first = post(room, alice, "um")
+    second = post(room, alice, "dois")
+
+    edited = services.message_edit(room=room, message_id=first.pk, editor=alice, text="um!")
+    reacted = services.reaction_add(room=room, message_id=second.pk, user=bob, emoji="👍")
+    post(room, bob, "resposta", reply_to=second.pk)
+    deleted = services.message_delete(room=room, message_id=first.pk, actor=alice)
+
+    assert edited.value.change_seq == 1
+    assert reacted.announcement.event.change_seq == 2
+    assert Message.objects.get(pk=second.pk).change_seq == 3  # the reply changed its root
+    assert deleted.value.change_seq == 4
+    assert Room.objects.get(pk=room.pk).change_seq == 4
+
+
+def test_changes_after_a_cursor_give_each_changed_message_once_as_it_is_now(room, alice, bob):
+    first, second, third = (post(room, alice, text) for text in ("um", "dois", "três"))
+    services.message_edit(room=room, message_id=first.pk, editor=alice, text="um!")
+    cursor = Room.objects.get(pk=room.pk).change_seq
+    services.reaction_add(room=room, message_id=second.pk, user=bob, emoji="👍")
+    services.message_edit(room=room, message_id=third.pk, editor=alice, text="três!")
+    services.reaction_add(room=room, message_id=second.pk, user=alice, emoji="👍")
+
+    page = api(bob).get(path(room, "changes/"), {"after": cursor}).json()
+    first_page = api(bob).get(path(room, "changes/"), {"after": cursor, "limit": 1}).json()
+    rest_page = (
+        api(bob)
+        .get(path(room, "changes/"), {"after": first_page["results"][0]["change_seq"]})
+        .json()
+    )
+
+    assert [m["id"] for m in page["results"]] == [third.pk, second.pk], "change order, once each"
+    assert page["results"][0]["message"] == "três!"
+    assert page["results"][1]["reactions"] == [{"emoji": "👍", "count": 2, "me": True}]
+    assert not page["has_more"]
+    assert first_page["has_more"] and [m["id"] for m in rest_page["results"]] == [second.pk]
+    assert api(bob).get(path(room, "changes/"), {"after": 99}).json()["results"] == []
+
+
+def test_changes_are_for_members_only_and_need_a_cursor(room, alice, outsider):
+    post(room, alice, "um")
+    outsiders = api(outsider).get(path(room, "changes/"), {"after": 0})
+    no_cursor = api(alice).get(path(room, "changes/"))
+    assert (outsiders.status_code, outsiders.json()["code"]) == (404, "room_not_found")
+    assert (no_cursor.status_code, no_cursor.json()["code"]) == (400, "invalid_request")
+
+
+async def test_a_socket_that_missed_changes_recovers_them_from_its_established_cursor(
+    room, alice, bob
+):
+    message = await Message.objects.acreate(room=room, author=alice, text="antes")
+    socket = await joined(room_path(room), token=access_token(bob))
+    await socket.disconnect()
+    cursor = 0  # bob's cursor when he left; the room had no change yet
+
+    await rest(alice, "patch", path(room, f"messages/{message.pk}/"), {"message": "depois"})
+    await rest(alice, "post", path(room, f"messages/{message.pk}/reactions/"), {"emoji": "👍"})
+
+    socket = await watching(room, bob)
+    await socket.send_json_to({"type": "chat.sync_changes", "after": cursor})
+    changes = await socket.receive_json_from()
+
+    assert changes["type"] == "chat.changes" and not changes["has_more"]
+    (recovered,) = changes["messages"]
+    assert (recovered["id"], recovered["message"]) == (message.pk, "depois")
+    assert recovered["reactions"] == [{"emoji": "👍", "count": 1, "me": False}]
+    assert recovered["change_seq"] == 2
+    await socket.disconnect()
+
+
+async def test_connection_established_carries_the_rooms_change_seq(room, alice):
+    message = await Message.objects.acreate(room=room, author=alice, text="x")
+    await rest(alice, "post", path(room, f"messages/{message.pk}/reactions/"), {"emoji": "👍"})
+
+    socket = await open_socket(room_path(room), token=access_token(alice))
+    established = await socket.receive_json_from()
+    assert established["type"] == "connection.established"
+    assert established["room"]["change_seq"] == 1
+    await socket.disconnect()
