@@ -72,8 +72,14 @@ class RoomAdmin(admin.ModelAdmin):
     form = RoomForm
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        if change and "name" in form.changed_data:
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # Only what the form changed: a full save would write back counters (change_seq) that
+        # changes of the room move meanwhile, under the room's order.
+        fields = [name for name in form.changed_data if name != "name"]
+        if fields:
+            obj.save(update_fields=fields)
+        if "name" in form.changed_data:
             services.room_rename(room=obj, name=obj.name)  # its sockets get room.updated
 
     def save_formset(self, request, form, formset, change):

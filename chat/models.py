@@ -1,5 +1,23 @@
 """Django finds an app's models in `<app>.models`: the chat's live in chat.domain."""
 
-from chat.domain.models import Membership, Message, MessageRevision, Reaction, Room
+from chat.domain.models import (
+    Membership,
+    Message,
+    MessageRevision,
+    Notification,
+    NotificationSettings,
+    Reaction,
+    Room,
+    RoomSequence,
+)
 
-__all__ = ["Membership", "Message", "MessageRevision", "Reaction", "Room"]
+__all__ = [
+    "Membership",
+    "Message",
+    "MessageRevision",
+    "Notification",
+    "NotificationSettings",
+    "Reaction",
+    "Room",
+    "RoomSequence",
+]

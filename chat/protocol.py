@@ -106,6 +106,7 @@ class FrameError(StrEnum):
     USER_NOT_FOUND = "user_not_found"
     INVALID_REQUEST = "invalid_request"
     INVALID_EMOJI = "invalid_emoji"
+    TOO_MANY_REACTIONS = "too_many_reactions"
 
 
 class ProtocolError(Exception):
@@ -358,6 +359,7 @@ def message_payload(
         "reply_count": message.reply_count,
         "last_reply_at": timestamp(message.last_reply_at) if message.last_reply_at else None,
         "change_seq": message.change_seq,
+        "mentions": message.mentions,
         "reactions": reactions_payload(reactions, viewer_id=viewer_id),
     }
 
@@ -397,6 +399,22 @@ def page_payloads(page, *, viewer_id: int | None) -> list[dict[str, Any]]:
         message_payload(row, reactions=page.reactions.get(row.id, ()), viewer_id=viewer_id)
         for row in page.results
     ]
+
+
+def notification_payload(notification) -> dict[str, Any]:
+    """A chat.domain.models.Notification with its message (and room) loaded."""
+    return {
+        "id": notification.id,
+        "kind": notification.kind,
+        "room": {"id": str(notification.room_id), "name": notification.room.name},
+        "message": message_payload(notification.message),
+        "created_at": timestamp(notification.created_at),
+        "read": notification.read_at is not None,
+    }
+
+
+def notification_frame(notification) -> str:
+    return dumps({"type": "notification", "notification": notification_payload(notification)})
 
 
 def changes_frame(messages: list[dict[str, Any]], *, has_more: bool) -> str:

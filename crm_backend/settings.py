@@ -322,6 +322,17 @@ CHAT_PRESENCE_TTL_SECONDS = env.float("CHAT_PRESENCE_TTL_SECONDS", default=30.0)
 CHAT_TYPING_TIMEOUT_SECONDS = env.float("CHAT_TYPING_TIMEOUT_SECONDS", default=5.0)
 CHAT_HISTORY_DEFAULT_LIMIT = 50
 CHAT_HISTORY_MAX_LIMIT = 200
+# Different emoji one message may carry (Slack allows 23): each reaction frame lists them all.
+CHAT_MAX_EMOJI_PER_MESSAGE = env.int("CHAT_MAX_EMOJI_PER_MESSAGE", default=20)
+# Unread notifications older than this are e-mailed in a digest (`manage.py send_chat_digests`).
+CHAT_NOTIFY_EMAIL_AFTER_MINUTES = env.int("CHAT_NOTIFY_EMAIL_AFTER_MINUTES", default=15)
+# Where users reach this server: links in e-mails (a digest's unsubscribe link).
+CHAT_PUBLIC_BASE_URL = env.str("CHAT_PUBLIC_BASE_URL", default="http://localhost:8000")
+
+# E-mail: printed on the console unless EMAIL_URL names a server, e.g.
+# smtp+tls://user:password@smtp.example.com:587 (django-environ's email_url).
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="chat@localhost")
 
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="admin123")
 

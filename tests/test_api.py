@@ -28,6 +28,7 @@ MESSAGE_FIELDS = {
     "reply_count",
     "last_reply_at",
     "change_seq",
+    "mentions",
     "reactions",
 }
 

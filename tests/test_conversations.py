@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import pytest
 
-from chat.domain import services
+from chat.domain import selectors, services
 from chat.domain.models import Message, Reaction, Room
 from tests.factories import access_token, make_room
 from tests.test_team_chat import api, rest
@@ -285,13 +285,13 @@ def test_every_change_takes_the_rooms_next_change_seq(room, alice, bob):
     assert reacted.announcement.event.change_seq == 2
     assert Message.objects.get(pk=second.pk).change_seq == 3  # the reply changed its root
     assert deleted.value.change_seq == 4
-    assert Room.objects.get(pk=room.pk).change_seq == 4
+    assert selectors.room_change_seq(room_id=room.pk) == 4
 
 
 def test_changes_after_a_cursor_give_each_changed_message_once_as_it_is_now(room, alice, bob):
     first, second, third = (post(room, alice, text) for text in ("um", "dois", "três"))
     services.message_edit(room=room, message_id=first.pk, editor=alice, text="um!")
-    cursor = Room.objects.get(pk=room.pk).change_seq
+    cursor = selectors.room_change_seq(room_id=room.pk)
     services.reaction_add(room=room, message_id=second.pk, user=bob, emoji="👍")
     services.message_edit(room=room, message_id=third.pk, editor=alice, text="três!")
     services.reaction_add(room=room, message_id=second.pk, user=alice, emoji="👍")
@@ -352,3 +352,98 @@ async def test_connection_established_carries_the_rooms_change_seq(room, alice):
     assert established["type"] == "connection.established"
     assert established["room"]["change_seq"] == 1
     await socket.disconnect()
+
+
+# --- review findings: counters, retries, deleted threads, emoji forms -----------------------
+
+
+def test_saving_a_room_in_the_admin_never_rewinds_its_change_seq(room, alice, bob, client):
+    alice.is_staff = alice.is_superuser = True
+    alice.save()
+    client.force_login(alice)
+    message = post(room, alice, "x")
+    url = f"/admin/chat/room/{room.pk}/change/"
+    assert "change_seq" not in client.get(url).context["adminform"].form.fields
+    # The page was read at change_seq 0; a reaction moves it to 1 before the form is posted.
+    services.reaction_add(room=room, message_id=message.pk, user=bob, emoji="👍")
+
+    response = client.post(
+        url,
+        {
+            "name": "Nova",
+            "type": room.type,
+            "created_by": alice.pk,
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302
+    assert selectors.room_change_seq(room_id=room.pk) == 1
+    assert Room.objects.get(pk=room.pk).name == "Nova"
+
+
+def test_a_retried_reply_is_the_stored_one_even_after_its_root_was_deleted(room, alice, bob):
+    root = post(room, alice, "raiz")
+    body = {"message": "r", "reply_to": root.pk, "client_id": "c-9"}
+    first = api(bob).post(path(room, "messages/"), body, format="json")
+    services.message_delete(room=room, message_id=root.pk, actor=alice)
+
+    again = api(bob).post(path(room, "messages/"), body, format="json")
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert Message.objects.get(pk=root.pk).reply_count == 1
+
+
+def test_a_deleted_thread_takes_no_new_replies_even_through_a_reply(room, alice, bob):
+    root = post(room, alice, "raiz")
+    reply = post(room, bob, "um", reply_to=root.pk)
+    services.message_delete(room=room, message_id=root.pk, actor=alice)
+
+    refused = api(bob).post(
+        path(room, "messages/"), {"message": "dois", "reply_to": reply.pk}, format="json"
+    )
+
+    assert (refused.status_code, refused.json()["code"]) == (404, "invalid_frame")
+    assert Message.objects.get(pk=root.pk).reply_count == 1
+
+
+def test_a_thread_id_beyond_any_id_is_an_empty_page(room, bob):
+    response = api(bob).get(path(room, "messages/"), {"thread": 2**70})
+    assert response.status_code == 200
+    assert response.json() == {"results": [], "has_more": False}
+
+
+def test_deleting_a_user_keeps_the_replies_others_wrote_in_their_threads(room, alice, bob):
+    root = post(room, alice, "raiz")
+    reply = post(room, bob, "resposta", reply_to=root.pk)
+
+    alice.delete()
+
+    kept = Message.objects.get(pk=reply.pk)
+    assert kept.text == "resposta" and kept.reply_to_id is None
+
+
+def test_an_emoji_and_its_unqualified_form_are_one_reaction(room, alice, bob):
+    message = post(room, alice, "boa")
+    services.reaction_add(room=room, message_id=message.pk, user=alice, emoji="❤️")
+    change = services.reaction_add(room=room, message_id=message.pk, user=bob, emoji="❤")
+
+    assert [(r.emoji, r.count) for r in change.value] == [("❤️", 2)]
+    with pytest.raises(services.refusals.InvalidEmoji):
+        services.reaction_add(room=room, message_id=message.pk, user=bob, emoji="🏻")
+
+
+def test_a_message_takes_a_bounded_number_of_different_emoji(room, alice, bob, settings):
+    settings.CHAT_MAX_EMOJI_PER_MESSAGE = 2
+    message = post(room, alice, "boa")
+    url = path(room, f"messages/{message.pk}/reactions/")
+    for emoji in ("👍", "🎉"):
+        assert api(alice).post(url, {"emoji": emoji}, format="json").status_code == 201
+
+    third = api(bob).post(url, {"emoji": "❤️"}, format="json")
+    same = api(bob).post(url, {"emoji": "👍"}, format="json")
+
+    assert (third.status_code, third.json()["code"]) == (409, "too_many_reactions")
+    assert same.status_code == 201, "one of the emoji already there is still fine"

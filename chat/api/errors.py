@@ -35,6 +35,7 @@ REST_REFUSALS: dict[type[refusals.Refusal], int] = {
     # As a message_id of another room is for read markers: not found here (the socket's code).
     refusals.ReplyNotInRoom: status.HTTP_404_NOT_FOUND,
     refusals.InvalidEmoji: status.HTTP_400_BAD_REQUEST,
+    refusals.TooManyReactions: status.HTTP_409_CONFLICT,  # the message's state, not the request
     refusals.UserNotFound: status.HTTP_404_NOT_FOUND,
     refusals.InvalidRequest: status.HTTP_400_BAD_REQUEST,
 }

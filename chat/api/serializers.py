@@ -37,6 +37,9 @@ class MessageSerializer(serializers.Serializer):
     change_seq = serializers.IntegerField(
         help_text="the room's change number at this message's last change (0: never changed)"
     )
+    mentions = serializers.ListField(
+        child=serializers.IntegerField(), help_text="ids of the members the message mentions"
+    )
     reactions = ReactionSerializer(many=True)
 
     def to_representation(self, instance):
@@ -46,6 +49,9 @@ class MessageSerializer(serializers.Serializer):
 class RoomSerializer(serializers.ModelSerializer):
     member_count = serializers.IntegerField(read_only=True)
     unread_count = serializers.IntegerField(read_only=True)
+    mention_count = serializers.IntegerField(
+        read_only=True, help_text="unread messages of the room that mention the user"
+    )
     last_message = serializers.SerializerMethodField()
 
     class Meta:
@@ -57,13 +63,19 @@ class RoomSerializer(serializers.ModelSerializer):
             "created_at",
             "member_count",
             "unread_count",
+            "mention_count",
             "last_message",
         ]
         read_only_fields = ["id", "created_at"]
 
     def get_last_message(self, room) -> MessageSerializer(allow_null=True):
         last = self.context.get("last_messages", {}).get(room.pk)
-        return protocol.message_payload(last) if last else None
+        if last is None:
+            return None
+        reactions = self.context.get("last_reactions", {}).get(last.pk, ())
+        return protocol.message_payload(
+            last, reactions=reactions, viewer_id=self.context.get("viewer_id")
+        )
 
 
 class TextField(serializers.CharField):
@@ -258,3 +270,60 @@ class AccessCheckSerializer(serializers.Serializer):
 
 class PresenceSerializer(serializers.Serializer):
     online = UserRefSerializer(many=True)
+
+
+class RoomRefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class NotificationSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["mention", "reply", "direct"])
+    room = RoomRefSerializer()
+    message = MessageSerializer()
+    created_at = serializers.CharField()
+    read = serializers.BooleanField()
+
+
+class NotificationPageSerializer(serializers.Serializer):
+    results = NotificationSerializer(many=True)
+    has_more = serializers.BooleanField()
+    unread_count = serializers.IntegerField(help_text="all the user's unread notifications")
+
+
+class NotificationQuerySerializer(serializers.Serializer):
+    before = serializers.IntegerField(required=False, min_value=1)
+    limit = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        default=settings.CHAT_HISTORY_DEFAULT_LIMIT,
+        help_text=f"page size; larger values are capped at {settings.CHAT_HISTORY_MAX_LIMIT}",
+    )
+
+    def validate_limit(self, value: int) -> int:
+        return min(value, settings.CHAT_HISTORY_MAX_LIMIT)
+
+
+class NotificationsReadSerializer(serializers.Serializer):
+    up_to = serializers.IntegerField(min_value=1, help_text="the newest notification id read")
+
+
+class NotificationsReadResultSerializer(serializers.Serializer):
+    marked = serializers.IntegerField()
+    unread_count = serializers.IntegerField()
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, as JSON says them (DRF's BooleanField also takes 0, 1, "yes"...)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class NotificationSettingsSerializer(serializers.Serializer):
+    email_digests = StrictBooleanField(
+        help_text="e-mail a digest of unread notifications (CHAT_NOTIFY_EMAIL_AFTER_MINUTES)"
+    )

@@ -2,8 +2,12 @@ from django.urls import path
 
 from accounts.views import ConnectionTicketView
 from chat.api.views import (
+    DigestUnsubscribeView,
     DirectRoomView,
     MessageReactionsView,
+    NotificationSettingsView,
+    NotificationsReadView,
+    NotificationsView,
     RoomAccessView,
     RoomChangesView,
     RoomDetailView,
@@ -39,5 +43,17 @@ urlpatterns = [
     path("rooms/<uuid:room_id>/presence/", RoomPresenceView.as_view(), name="room-presence"),
     path("rooms/<str:room_id>/access/", RoomAccessView.as_view(), name="room-access"),
     path("direct/", DirectRoomView.as_view(), name="direct-room"),
+    path("notifications/", NotificationsView.as_view(), name="notifications"),
+    path("notifications/read/", NotificationsReadView.as_view(), name="notifications-read"),
+    path(
+        "notifications/settings/",
+        NotificationSettingsView.as_view(),
+        name="notification-settings",
+    ),
+    path(
+        "notifications/unsubscribe/<str:token>/",
+        DigestUnsubscribeView.as_view(),
+        name="digest-unsubscribe",
+    ),
     path("ws-ticket/", ConnectionTicketView.as_view(), name="ws-ticket"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -25,6 +26,11 @@ from chat.api.serializers import (
     MessagePostSerializer,
     MessageReactionsSerializer,
     MessageSerializer,
+    NotificationPageSerializer,
+    NotificationQuerySerializer,
+    NotificationSettingsSerializer,
+    NotificationsReadResultSerializer,
+    NotificationsReadSerializer,
     PresenceSerializer,
     ReactionRequestSerializer,
     ReadMarkerSerializer,
@@ -34,7 +40,7 @@ from chat.api.serializers import (
     RoomSerializer,
 )
 from chat.api.throttling import ChatWriteThrottle
-from chat.domain import refusals, selectors, services
+from chat.domain import notifications, refusals, selectors, services
 from chat.domain.access import accessible_rooms, room_for_connection
 from chat.domain.models import Room
 from chat.protocol import Rejection
@@ -60,6 +66,14 @@ def message_body(message, *, viewer) -> dict:
     )
 
 
+def last_messages_context(rooms: list, *, viewer) -> dict:
+    """What RoomSerializer shows as each room's last message, reactions included."""
+    last = selectors.last_messages(rooms=rooms)
+    changed = [message.pk for message in last.values() if message.change_seq]
+    reactions = selectors.reaction_summaries(message_ids=changed) if changed else {}
+    return {"last_messages": last, "last_reactions": reactions, "viewer_id": viewer.pk}
+
+
 def page_body(page: selectors.MessagePage, *, viewer) -> dict:
     return {
         "results": protocol.page_payloads(page, viewer_id=viewer.pk),
@@ -81,7 +95,7 @@ class RoomListView(APIView):
     def get(self, request: Request) -> Response:
         """The rooms the user is a member of, with member count and last message."""
         rooms = list(selectors.room_list_for_user(user=request.user))
-        context = {"last_messages": selectors.last_messages(rooms=rooms)}
+        context = last_messages_context(rooms, viewer=request.user)
         return Response(RoomSerializer(rooms, many=True, context=context).data)
 
     @extend_schema(request=RoomCreateSerializer, responses={201: RoomDetailSerializer})
@@ -102,7 +116,7 @@ class RoomDetailView(APIView):
         """One room with its members (members only)."""
         room_for_request(request, room_id)
         room = selectors.room_detail(user=request.user, room_id=room_id)
-        context = {"last_messages": selectors.last_messages(rooms=[room])}
+        context = last_messages_context([room], viewer=request.user)
         return Response(RoomDetailSerializer(room, context=context).data)
 
     @extend_schema(request=RoomRenameSerializer, responses=RoomDetailSerializer)
@@ -301,6 +315,72 @@ class RoomReadView(APIView):
             room=room, user=request.user, message_id=body.validated_data["message_id"]
         )
         return Response({"message_id": marker.value})
+
+
+class NotificationsView(APIView):
+    @extend_schema(parameters=[NotificationQuerySerializer], responses=NotificationPageSerializer)
+    def get(self, request: Request) -> Response:
+        """The user's notifications, newest first (mentions, replies to their messages, direct
+        messages); page back with `before=<the last id>`."""
+        query = NotificationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page, has_more = notifications.notification_list(user=request.user, **query.validated_data)
+        return Response(
+            {
+                "results": [protocol.notification_payload(n) for n in page],
+                "has_more": has_more,
+                "unread_count": notifications.unread_notification_count(user=request.user),
+            }
+        )
+
+
+class NotificationsReadView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
+    @extend_schema(request=NotificationsReadSerializer, responses=NotificationsReadResultSerializer)
+    def post(self, request: Request) -> Response:
+        """Mark the user's notifications read up to `up_to` (an id of the feed)."""
+        body = NotificationsReadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        marked = notifications.notifications_read(
+            user=request.user, up_to=body.validated_data["up_to"]
+        )
+        unread = notifications.unread_notification_count(user=request.user)
+        return Response({"marked": marked, "unread_count": unread})
+
+
+class NotificationSettingsView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
+    @extend_schema(responses=NotificationSettingsSerializer)
+    def get(self, request: Request) -> Response:
+        """The user's notification settings."""
+        enabled = notifications.email_digests_enabled(request.user)
+        return Response({"email_digests": enabled})
+
+    @extend_schema(request=NotificationSettingsSerializer, responses=NotificationSettingsSerializer)
+    def patch(self, request: Request) -> Response:
+        """Turn the e-mail digest on or off."""
+        body = NotificationSettingsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        notifications.email_digests_set(
+            user=request.user, enabled=body.validated_data["email_digests"]
+        )
+        return self.get(request)
+
+
+class DigestUnsubscribeView(APIView):
+    """The link in every digest: turns that user's digests off, no login needed."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: NotificationSettingsSerializer})
+    def get(self, request: Request, token: str) -> Response:
+        """Turn off the e-mail digests of the user the signed link names."""
+        if not notifications.unsubscribe_by_token(token):
+            raise Http404("this unsubscribe link is not valid")
+        return Response({"email_digests": False})
 
 
 class RoomPresenceView(APIView):

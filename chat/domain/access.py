@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import F, QuerySet
+from django.db.models.functions import Coalesce
 
 from chat.domain.models import Membership, Message, Room
 from chat.domain.refusals import NotAMember, Refusal, RoomNotFound
@@ -41,8 +42,13 @@ def _granted_rooms(pairs: list[tuple[object, uuid.UUID]]) -> dict[tuple, Room]:
     users = {user.pk for user, _ in pairs if may_see_rooms(user)}
     rooms = Room.objects.filter(
         pk__in={room_pk for _, room_pk in pairs}, memberships__user__in=users
-    ).annotate(member_pk=F("memberships__user"))
-    # The annotation leaves the instance: sockets of other users may share it (shared_room).
+    ).annotate(
+        member_pk=F("memberships__user"),
+        # The room's change number now, for connection.established (read before the socket
+        # can hear a change: recovery from it may repeat one, never miss one).
+        change_seq=Coalesce(F("sequence__change_seq"), 0),
+    )
+    # The member annotation leaves the instance: other users' sockets may share it.
     return {(room.__dict__.pop("member_pk"), room.pk): room for room in rooms}
 
 

@@ -57,6 +57,16 @@ class ReactionsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class NotificationsCreated:
+    """A message notified these users (chat.domain.models.Notification): each user's sockets,
+    in whatever room they have open, are told."""
+
+    room_id: uuid.UUID
+    notifications: tuple
+    message: Any
+
+
+@dataclass(frozen=True, slots=True)
 class ReadMarkerMoved:
     room_id: uuid.UUID
     user_id: int
@@ -98,6 +108,7 @@ RoomEvent = (
     | MessageDeleted
     | ThreadUpdated
     | ReactionsChanged
+    | NotificationsCreated
     | ReadMarkerMoved
     | MemberAdded
     | MemberRemoved

@@ -24,16 +24,28 @@ class Room(models.Model):
     )
     # "<smaller user id>:<larger user id>" for direct rooms: one room per pair, by constraint.
     direct_key = models.CharField(max_length=50, null=True, blank=True, unique=True)
-    # The room's change counter: every change to a stored message (edit, delete, reactions,
-    # replies) takes the next value, under the room's order, so `changes?after=` recovers them
-    # as `messages?after=` recovers new messages.
-    change_seq = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+
+class RoomSequence(models.Model):
+    """A room's change counter: every change to a stored message (edit, delete, reactions,
+    replies) takes the next value, under the room's order, so `changes/?after=` recovers them
+    as `messages/?after=` recovers new messages. A row of its own, not a column of Room: other
+    code may hold the room's row in a long transaction (the admin saves it), and a message's
+    change must not wait for that. No row: no change yet (0)."""
+
+    room = models.OneToOneField(
+        Room, on_delete=models.CASCADE, primary_key=True, related_name="sequence"
+    )
+    change_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.room_id}: change {self.change_seq}"
 
 
 class Membership(models.Model):
@@ -70,13 +82,18 @@ class Message(models.Model):
         "self",
         null=True,
         blank=True,
-        on_delete=models.CASCADE,
+        # Messages are tombstoned, not deleted: only deleting their author (or room) removes
+        # rows, and that must not take other people's replies along.
+        on_delete=models.SET_NULL,
         related_name="replies",
         db_index=False,  # message_thread_idx (reply_to, id) serves it
     )
-    reply_count = models.IntegerField(default=0)  # on a thread's root: its replies
-    last_reply_at = models.DateTimeField(null=True, blank=True)
-    change_seq = models.BigIntegerField(default=0)  # the room's change_seq at its last change
+    reply_count = models.IntegerField(default=0, editable=False)  # on a root: its replies
+    last_reply_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The room's change_seq at the message's last change (0: never changed).
+    change_seq = models.BigIntegerField(default=0, editable=False)
+    # Members mentioned (@username, @all, @here), resolved when the text was stored.
+    mentions = models.JSONField(default=list, blank=True, editable=False)
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no client_id, outside the unique constraint
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
@@ -126,6 +143,56 @@ class Reaction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.emoji} by {self.user} on #{self.message_id}"
+
+
+class Notification(models.Model):
+    """Something for one user to see: a mention of them, a reply to their message, a direct
+    message. One per user and message (the first reason wins: mention, reply, direct)."""
+
+    class Kind(models.TextChoices):
+        MENTION = "mention"
+        REPLY = "reply"
+        DIRECT = "direct"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="chat_notifications",
+        db_index=False,  # notification_feed_idx (user, id) serves it
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="notifications")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)  # in a digest: never again
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "message"], name="notification_unique")
+        ]
+        indexes = [
+            models.Index(fields=["user", "id"], name="notification_feed_idx"),
+            models.Index(fields=["user", "room", "kind"], name="notification_room_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user} on #{self.message_id}"
+
+
+class NotificationSettings(models.Model):
+    """A user's choices about notifications; a user without a row has the defaults."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="chat_notification_settings",
+    )
+    email_digests = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"notification settings of {self.user}"
 
 
 class MessageRevision(models.Model):

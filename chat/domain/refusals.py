@@ -82,6 +82,11 @@ class InvalidEmoji(Refusal):
     default_detail = "a reaction is one emoji (a single emoji of Unicode's emoji set)"
 
 
+class TooManyReactions(Refusal):
+    code = "too_many_reactions"
+    default_detail = "this message has as many different emoji as it may; react with one of them"
+
+
 class UserNotFound(Refusal):
     code = "user_not_found"
     default_detail = "no such active user"

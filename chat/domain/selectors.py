@@ -22,12 +22,20 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 
 from chat.domain.access import accessible_rooms, may_see_rooms
-from chat.domain.models import Membership, Message, Reaction, Room
+from chat.domain.models import (
+    Membership,
+    Message,
+    Notification,
+    Reaction,
+    Room,
+    RoomSequence,
+)
 
 
 def room_list_for_user(*, user) -> QuerySet[Room]:
-    """The user's rooms, each with `member_count` and `unread_count` (others' messages after
-    the user's read marker, tombstones excluded)."""
+    """The user's rooms, each with `member_count`, `unread_count` (others' messages after
+    the user's read marker, tombstones excluded) and `mention_count` (those of them that
+    mention the user)."""
     if not getattr(user, "is_authenticated", False):
         return Room.objects.none()
     member_count = (
@@ -50,11 +58,25 @@ def room_list_for_user(*, user) -> QuerySet[Room]:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    mentions = (
+        Notification.objects.filter(
+            room=OuterRef("pk"),
+            user=user,
+            kind=Notification.Kind.MENTION,
+            message_id__gt=OuterRef("last_read"),
+            message__deleted_at__isnull=True,
+        )
+        .order_by()
+        .values("room")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return (
         accessible_rooms(user)
         .annotate(member_count=Subquery(member_count, output_field=IntegerField()))
         .annotate(last_read=Subquery(last_read))
         .annotate(unread_count=Coalesce(Subquery(unread, output_field=IntegerField()), 0))
+        .annotate(mention_count=Coalesce(Subquery(mentions, output_field=IntegerField()), 0))
         .order_by("name", "id")
     )
 
@@ -79,6 +101,7 @@ class MessageRow(NamedTuple):
     reply_count: int
     last_reply_at: datetime | None
     change_seq: int
+    mentions: list[int]
     room_id: uuid.UUID
 
     @property
@@ -178,6 +201,8 @@ def _page(user, room_id, before, after, limit, thread=None) -> MessagePage:
         return MessagePage([], has_more=False)  # no message is newer
     if before is not None and before > largest_id:
         before = None  # every message is older
+    if thread is not None and thread > largest_id:
+        return MessagePage([], has_more=False)  # no such root
     rows = _page_rows(user, room_id, before, after, limit, thread)
     page = [MessageRow._make((*row, room_id)) for row in rows]
     if after is not None:
@@ -277,6 +302,7 @@ _PAGE_FIELDS = (
     ("m", "reply_count"),
     ("m", "last_reply_at"),
     ("m", "change_seq"),
+    ("m", "mentions"),
 )
 
 
@@ -330,6 +356,7 @@ _CHANGE_COLUMNS = (
     "reply_count",
     "last_reply_at",
     "change_seq",
+    "mentions",
 )
 
 
@@ -348,6 +375,12 @@ def member_change_list(
     )
     page = [MessageRow._make((*row, room_id)) for row in rows]
     return _with_reactions(page[:limit], has_more=len(page) > limit)
+
+
+def room_change_seq(*, room_id: uuid.UUID) -> int:
+    """The room's last change number (0: no change yet)."""
+    found = RoomSequence.objects.filter(room_id=room_id).values_list("change_seq", flat=True)
+    return next(iter(found), 0)
 
 
 def room_detail(*, user, room_id) -> Room:

@@ -25,7 +25,20 @@ from chat.domain.access import (
     is_member,
     is_room_admin,
 )
-from chat.domain.models import Membership, Message, MessageRevision, Reaction, Room
+from chat.domain.models import (
+    Membership,
+    Message,
+    MessageRevision,
+    Reaction,
+    Room,
+    RoomSequence,
+)
+from chat.domain.notifications import (
+    may_mention,
+    mentioned_user_ids,
+    notifications_for_edit,
+    notifications_for_message,
+)
 from chat.domain.ordering import room_order
 from chat.domain.selectors import reaction_summaries
 
@@ -73,22 +86,33 @@ def message_create(
 
     With `reply_to`, the message is a reply in that message's thread (a reply to a reply joins
     the same thread): the root's `reply_count` and `last_reply_at` change with it, announced as
-    the root's update."""
+    the root's update. Mentions are resolved and notifications stored with the message
+    (chat.domain.notifications)."""
     message_text_check(text)
     with room_order(room.pk):
         _member_check(room=room, user=author)  # inside the order: no removal can come between
-        if client_id is None and reply_to is None:
+        plain = reply_to is None and room.type != Room.Type.DIRECT and not may_mention(text)
+        if client_id is None and plain:
             # One INSERT is atomic by itself, and the room's order is held: no transaction.
             message = Message.objects.create(room=room, author=author, text=text)
             return _created(message)
         with transaction.atomic():
-            root = None if reply_to is None else _thread_root(room=room, message_id=reply_to)
-            message, created = _message_create_once(room, author, text, client_id, root)
+            stored = _stored_retry(room, author, client_id)
+            if stored is not None:  # before any check: what was stored stays the answer
+                return MessageCreateResult(stored, created=False)
+            target = None if reply_to is None else _reply_target(room=room, message_id=reply_to)
+            root = _thread_root(target)
+            mentions = mentioned_user_ids(room=room, author=author, text=text) if not plain else []
+            message, created = _message_create_once(
+                room, author, text, client_id, root=root, mentions=mentions
+            )
             if not created:
                 return MessageCreateResult(message, created=False)
             if root is not None:
                 _thread_reply_count(room=room, root=root, reply=message)
-            return _created(message, root)
+            result = _created(message, root)
+            notifications_for_message(message=message, room=room, replied_to=target, root=root)
+            return result
 
 
 def _created(message: Message, root: Message | None = None) -> MessageCreateResult:
@@ -99,17 +123,18 @@ def _created(message: Message, root: Message | None = None) -> MessageCreateResu
 
 
 def _message_create_once(
-    room: Room, author, text: str, client_id: str | None, root: Message | None
+    room: Room, author, text: str, client_id: str | None, *, root, mentions
 ) -> tuple[Message, bool]:
     stored = Message.objects.select_related("author")
-    if client_id is not None:
-        existing = stored.filter(room=room, author=author, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
     try:
         with transaction.atomic():
             message = Message.objects.create(
-                room=room, author=author, text=text, client_id=client_id, reply_to=root
+                room=room,
+                author=author,
+                text=text,
+                client_id=client_id,
+                reply_to=root,
+                mentions=mentions,
             )
     except IntegrityError:  # stored meanwhile by a caller outside the room's order
         if client_id is None:
@@ -118,15 +143,35 @@ def _message_create_once(
     return message, True
 
 
-def _thread_root(*, room: Room, message_id: int) -> Message:
-    """The root of the thread a reply to `message_id` joins, its row locked for the count."""
-    rows = Message.objects.select_for_update(of=("self",)).select_related("author")
-    target = rows.filter(room=room, pk=message_id, deleted_at__isnull=True).first()
+def _stored_retry(room: Room, author, client_id: str | None) -> Message | None:
+    if client_id is None:
+        return None
+    stored = Message.objects.select_related("author")
+    return stored.filter(room=room, author=author, client_id=client_id).first()
+
+
+def _reply_target(*, room: Room, message_id: int) -> Message:
+    """The message a reply answers: of this room, not deleted."""
+    target = (
+        Message.objects.filter(room=room, pk=message_id, deleted_at__isnull=True)
+        .only("id", "reply_to_id", "author_id")
+        .first()
+    )
     if target is None:
         raise refusals.ReplyNotInRoom()
-    if target.reply_to_id is None:
-        return target
-    return rows.get(pk=target.reply_to_id)
+    return target
+
+
+def _thread_root(target: Message | None) -> Message | None:
+    """The root of the thread a reply to `target` joins (a reply to a reply joins its root's),
+    its row locked for the count."""
+    if target is None:
+        return None
+    rows = Message.objects.select_for_update(of=("self",)).select_related("author")
+    root = rows.get(pk=target.reply_to_id or target.pk)
+    if root.deleted_at is not None:  # a deleted thread takes no new replies
+        raise refusals.ReplyNotInRoom()
+    return root
 
 
 def _thread_reply_count(*, room: Room, root: Message, reply: Message) -> None:
@@ -139,9 +184,11 @@ def _thread_reply_count(*, room: Room, root: Message, reply: Message) -> None:
 def _change_seq_take(room: Room) -> int:
     """The room's next change number, for a change of a stored message: taken inside the room's
     order and the change's transaction, so numbers commit in increasing order, as ids do."""
-    rooms = Room.objects.filter(pk=room.pk)
-    rooms.update(change_seq=F("change_seq") + 1)
-    return rooms.values_list("change_seq", flat=True).get()
+    sequence = RoomSequence.objects.filter(room_id=room.pk)
+    if not sequence.update(change_seq=F("change_seq") + 1):
+        RoomSequence.objects.create(room_id=room.pk, change_seq=1)  # the room's first change
+        return 1
+    return sequence.values_list("change_seq", flat=True).get()
 
 
 def _member_check(*, room: Room, user) -> None:
@@ -179,9 +226,12 @@ def message_edit(*, room: Room, message_id: int, editor, text: str) -> Change:
         if not can_edit_message(editor, message, now=now):
             raise refusals.EditWindowExpired()
         _revision_add(message, actor=editor, action=MessageRevision.Action.EDIT)
+        mentioned_before = message.mentions
         message.text, message.edited_at = text, now
+        message.mentions = mentioned_user_ids(room=room, author=editor, text=text)
         message.change_seq = _change_seq_take(room)
-        message.save(update_fields=["text", "edited_at", "change_seq"])
+        message.save(update_fields=["text", "edited_at", "mentions", "change_seq"])
+        notifications_for_edit(message=message, room=room, before=mentioned_before)
         announcement = events.announce_on_commit(events.MessageEdited(room.pk, message))
     return Change(message, announcement)
 
@@ -195,9 +245,9 @@ def message_delete(*, room: Room, message_id: int, actor) -> Change:
         if not can_delete_message(actor, message):
             raise refusals.NotAllowed("only the author or a room admin can delete a message")
         _revision_add(message, actor=actor, action=MessageRevision.Action.DELETE)
-        message.text, message.deleted_at = "", timezone.now()
+        message.text, message.deleted_at, message.mentions = "", timezone.now(), []
         message.change_seq = _change_seq_take(room)
-        message.save(update_fields=["text", "deleted_at", "change_seq"])
+        message.save(update_fields=["text", "deleted_at", "mentions", "change_seq"])
         announcement = events.announce_on_commit(events.MessageDeleted(room.pk, message))
     return Change(message, announcement)
 
@@ -222,19 +272,26 @@ def reaction_remove(*, room: Room, message_id: int, user, emoji: str) -> Change:
 
 def emoji_check(emoji: object) -> str:
     """The rule for a reaction: exactly one emoji of Unicode's emoji set (the `emoji` package's
-    data: skin tones, flags, keycaps and ZWJ sequences such as 👨‍👩‍👧 included)."""
+    data: skin tones, flags, keycaps and ZWJ sequences such as 👨‍👩‍👧 included), stored in its
+    fully-qualified form, so "❤" and "❤️" are one reaction. A lone component (a skin tone) is
+    not an emoji to react with."""
     if not isinstance(emoji, str) or not emoji_data.is_emoji(emoji):
         raise refusals.InvalidEmoji()
-    return emoji
+    qualified = emoji_data.emojize(emoji_data.demojize(emoji))
+    data = emoji_data.EMOJI_DATA.get(qualified)
+    if data is None or data["status"] == emoji_data.STATUS["component"]:
+        raise refusals.InvalidEmoji()
+    return qualified
 
 
 def _reactions_change(room: Room, message_id: int, user, emoji: str, *, add: bool) -> Change:
-    emoji_check(emoji)
+    emoji = emoji_check(emoji)
     with room_order(room.pk), transaction.atomic():
         _member_check(room=room, user=user)
         message = _message_for_change(room=room, message_id=message_id)
         mine = {"message": message, "user": user, "emoji": emoji}
         if add:
+            _distinct_emoji_check(message, emoji)
             changed = Reaction.objects.get_or_create(**mine)[1]
         else:
             changed = Reaction.objects.filter(**mine).delete()[0] > 0
@@ -247,6 +304,13 @@ def _reactions_change(room: Room, message_id: int, user, emoji: str, *, add: boo
             events.ReactionsChanged(room.pk, message.pk, message.change_seq, tuple(reactions))
         )
     return Change(reactions, announcement)
+
+
+def _distinct_emoji_check(message: Message, emoji: str) -> None:
+    used = set(Reaction.objects.filter(message=message).values_list("emoji", flat=True))
+    limit = settings.CHAT_MAX_EMOJI_PER_MESSAGE
+    if emoji not in used and len(used) >= limit:
+        raise refusals.TooManyReactions(f"a message takes at most {limit} different emoji")
 
 
 def read_marker_set(*, room: Room, user, message_id: int) -> Change:

@@ -32,6 +32,11 @@ def room_group_name(room_id: uuid.UUID) -> str:
     return f"chat.room.{room_id.hex}"
 
 
+def user_group_name(user_id: int) -> str:
+    """Every socket of one user, whatever room it is in (notifications)."""
+    return f"chat.user.{int(user_id)}"
+
+
 def broadcast_event(frame: str) -> dict:
     """A message for every socket of a group; `frame` is serialized once, not per receiver."""
     return {"type": "chat.broadcast", "frame": frame}
@@ -111,14 +116,31 @@ def frame_of(event: events.RoomEvent) -> str:
 PUBLISH_TIMEOUT_SECONDS = 5.0  # a stalled Redis must not hold the room's order for ever
 
 
-async def _group_send(group: str, message: dict) -> None:
-    await asyncio.wait_for(get_channel_layer().group_send(group, message), PUBLISH_TIMEOUT_SECONDS)
+def deliveries(event: events.RoomEvent) -> list[tuple[str, dict]]:
+    """(group, layer event) pairs for a domain event: its room's group, or, for notifications,
+    each notified user's group."""
+    if isinstance(event, events.NotificationsCreated):
+        return [
+            (user_group_name(notification.user_id), broadcast_event(notification_frame))
+            for notification in event.notifications
+            for notification_frame in [protocol.notification_frame(notification)]
+        ]
+    return [(room_group_name(event.room_id), layer_event(event))]
+
+
+async def _group_send(sends: list[tuple[str, dict]]) -> None:
+    layer = get_channel_layer()
+    await asyncio.wait_for(
+        asyncio.gather(*(layer.group_send(group, message) for group, message in sends)),
+        PUBLISH_TIMEOUT_SECONDS,
+    )
 
 
 def publish(event: events.RoomEvent) -> bool:
-    """From sync code, after commit: hand the event to every server process of the room."""
+    """From sync code, after commit: hand the event to every server process of the room (or,
+    for notifications, of each notified user)."""
     try:
-        async_to_sync(_group_send)(room_group_name(event.room_id), layer_event(event))
+        async_to_sync(_group_send)(deliveries(event))
     except (*CHANNEL_LAYER_ERRORS, TimeoutError):
         # Stored either way: the layer's watchdog (chat.realtime.liveness) closes every socket of a
         # process that lost it, and clients recover with `after=`.

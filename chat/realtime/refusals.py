@@ -20,6 +20,7 @@ WEBSOCKET_REFUSALS: dict[type[refusals.Refusal], FrameError | Rejection] = {
     refusals.MessageTooLong: FrameError.MESSAGE_TOO_LONG,
     refusals.ReplyNotInRoom: FrameError.INVALID_FRAME,
     refusals.InvalidEmoji: FrameError.INVALID_EMOJI,
+    refusals.TooManyReactions: FrameError.TOO_MANY_REACTIONS,
     refusals.UserNotFound: FrameError.USER_NOT_FOUND,
     refusals.InvalidRequest: FrameError.INVALID_REQUEST,
 }

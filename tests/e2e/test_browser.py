@@ -562,3 +562,24 @@ def test_changes_made_while_away_show_after_reconnecting(pair, server):
     expect(maria.locator("#status")).to_have_text("Conectado", timeout=TIMEOUT_MS)
     expect(rendered(maria, message_id)).to_contain_text(f"{fixed} (editado)", timeout=TIMEOUT_MS)
     expect(reaction_on(maria, message_id, "🎉")).to_have_text("🎉 1")
+
+
+def test_a_mention_reaches_the_mentioned_page_in_another_room_and_is_highlighted(pair):
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, GERENCIA)
+    open_room(maria, VENDAS)  # maria is elsewhere: the notification finds her there
+    badge = maria.locator("#notifications")
+    expect(badge).to_be_visible()
+    before = int(badge.inner_text().split()[-1])
+    text = unique("@maria pode revisar?")
+
+    send(admin, text)
+
+    expect(badge).to_have_text(f"🔔 {before + 1}", timeout=TIMEOUT_MS)
+    expect(maria.locator("#notice")).to_have_text(f"admin mencionou você em {GERENCIA}")
+    maria.click("#disconnect-button")
+    open_room(maria, GERENCIA)
+    expect(messages_with(maria, text)).to_have_class(re.compile(r"\bmentions-me\b"))
+    expect(messages_with(admin, text)).not_to_have_class(re.compile(r"\bmentions-me\b"))
+    badge.click()  # marks the feed read
+    expect(badge).to_have_text("🔔 0", timeout=TIMEOUT_MS)

@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from chat import protocol
 from chat.domain.access import AccessLost
 from chat.domain.refusals import Refusal
-from chat.domain.selectors import member_change_list, message_list
+from chat.domain.selectors import member_change_list, message_list, reaction_summaries
 from chat.domain.services import (
     message_create,
     message_delete,
@@ -44,7 +44,8 @@ from chat.realtime.consumers.base import (
     client_ip,
     failed_handshakes,
 )
-from chat.realtime.delivery import room_group_name
+from chat.realtime.delivery import CHANNEL_LAYER_ERRORS, room_group_name, user_group_name
+from chat.realtime.fanout import room_hub
 from chat.realtime.handshakes import HandshakeRequest, check_handshake, shared_room
 from chat.realtime.origin import origin_allowed
 from chat.realtime.presence import presence_store
@@ -79,6 +80,8 @@ class ChatConsumer(BaseChatConsumer):
             return await self.reject(rejection, detail)
         if not await self.join_group(room_group_name(self.room.pk)):
             return
+        if not await self.join_user_group():
+            return
         await self.accept()
         self.close_when_token_expires()
         self.user_ref = protocol.user_payload(self.user.pk, self.user.username)
@@ -90,7 +93,7 @@ class ChatConsumer(BaseChatConsumer):
                     "type": self.room.type,
                     # Read at the handshake, before this socket could hear a change: recovery
                     # from it (`chat.sync_changes`) may repeat a change, never miss one.
-                    "change_seq": self.room.change_seq,
+                    "change_seq": self.room_change_seq,
                 },
                 user=self.user_ref,
             )
@@ -128,6 +131,9 @@ class ChatConsumer(BaseChatConsumer):
             logger.exception("database unavailable while checking the token and room access")
             return Rejection.SERVICE_UNAVAILABLE
         self.user, self.token_expires_at = check.auth.user, check.auth.expires_at
+        if check.room is not None:
+            # This handshake's reading (chat.domain.access), not the shared room's.
+            self.room_change_seq = getattr(check.room, "change_seq", 0)
         self.room = shared_room(check.room) if check.room is not None else None
         return check.rejection
 
@@ -150,8 +156,9 @@ class ChatConsumer(BaseChatConsumer):
             return await self.send_error(
                 FrameError.NOT_PERSISTED, "message was not stored and nobody received it; resend"
             )
-        if not result.created:  # a retry: acknowledge it to the sender only
-            await self.send(text_data=protocol.dumps(protocol.message_payload(result.message)))
+        if not result.created:  # a retry: acknowledge it to the sender only, as it is now
+            stored = await database_sync_to_async(_stored_message_frame)(result.message, self.user)
+            await self.send(text_data=stored)
         elif result.announcement.delivered is False:
             # Stored but not delivered: acknowledge it, then make the client reconnect and
             # recover the room with `after=` once the channel layer is back.
@@ -330,6 +337,17 @@ class ChatConsumer(BaseChatConsumer):
             "access token expired while connected; refresh it and reconnect",
         )
 
+    async def join_user_group(self) -> bool:
+        """Notifications reach every socket of the user, whatever room it is in."""
+        try:
+            await room_hub().join(user_group_name(self.user.pk), self)
+        except CHANNEL_LAYER_ERRORS:
+            logger.exception("channel layer unavailable while joining the user's group")
+            await self.reject(Rejection.SERVICE_UNAVAILABLE)
+            return False
+        self.user_group = user_group_name(self.user.pk)
+        return True
+
     async def member_removed(self, event):
         """Removed from the room, or deactivated: that user's sockets to this room close; the
         other members are told (`member.removed`)."""
@@ -339,6 +357,13 @@ class ChatConsumer(BaseChatConsumer):
             await self.chat_broadcast(event)
 
     async def websocket_disconnect(self, message):
+        user_group = getattr(self, "user_group", None)
+        if user_group is not None:
+            self.user_group = None
+            try:
+                await room_hub().leave(user_group, self)
+            except CHANNEL_LAYER_ERRORS:
+                logger.warning("could not leave %s: channel layer unavailable", user_group)
         if getattr(self, "user_ref", None) is not None:
             self.restart_typing_timer(False)
             if getattr(self, "typing_since", None) is not None:
@@ -363,6 +388,14 @@ class ChatConsumer(BaseChatConsumer):
         REACTION_ADD: handle_reaction,
         REACTION_REMOVE: handle_reaction,
     }
+
+
+def _stored_message_frame(message, user) -> str:
+    reactions = reaction_summaries(message_ids=[message.pk]) if message.change_seq else {}
+    payload = protocol.message_payload(
+        message, reactions=reactions.get(message.pk, ()), viewer_id=user.pk
+    )
+    return protocol.dumps(payload)
 
 
 def _history_after(room, after: int, user) -> str:
