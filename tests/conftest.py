@@ -13,6 +13,12 @@ def fresh_channel_layer(settings):
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def reads_not_coalesced(settings):
+    """Tests of read markers see every `read` at once; tests of coalescing set their own."""
+    settings.CHAT_READ_COALESCE_SECONDS = 0
+
+
 @pytest.fixture
 def alice(db):
     return make_user("alice")

@@ -6,10 +6,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from chat.domain import selectors, services
-from chat.domain.models import Message, Reaction, Room
-from tests.factories import access_token, make_room
+from chat.domain.models import Membership, Message, Reaction, Room
+from tests.factories import access_token, make_room, make_user
 from tests.test_team_chat import api, rest
 from tests.ws import joined, open_socket, room_path
 
@@ -18,8 +19,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUIET = 0.2
 
 
-async def watching(room, user):
-    return await joined(room_path(room), token=access_token(user))
+async def watching(room, user, ignore=("presence", "typing", "read")):
+    return await joined(room_path(room), token=access_token(user), ignore=ignore)
+
+
+async def watching_reads(room, user):
+    return await watching(room, user, ignore=("presence", "typing"))
 
 
 def path(room, tail: str = "") -> str:
@@ -447,3 +452,101 @@ def test_a_message_takes_a_bounded_number_of_different_emoji(room, alice, bob, s
 
     assert (third.status_code, third.json()["code"]) == (409, "too_many_reactions")
     assert same.status_code == 201, "one of the emoji already there is still fine"
+
+
+# --- "seen by" ------------------------------------------------------------------------------
+
+
+def test_seen_by_lists_the_members_whose_marker_is_at_or_past_the_message(room, alice, bob):
+    carla = make_user("carla")
+    Membership.objects.create(room=room, user=carla)
+    first, second = post(room, alice, "um"), post(room, alice, "dois")
+    services.read_marker_set(room=room, user=bob, message_id=second.pk)
+    services.read_marker_set(room=room, user=carla, message_id=first.pk)
+    services.read_marker_set(room=room, user=alice, message_id=second.pk)  # the author
+
+    seen_first = api(bob).get(path(room, f"messages/{first.pk}/seen/")).json()
+    seen_second = api(bob).get(path(room, f"messages/{second.pk}/seen/")).json()
+
+    assert seen_first == {
+        "message_id": first.pk,
+        "count": 2,
+        "seen_by": [{"id": bob.pk, "username": "bob"}, {"id": carla.pk, "username": "carla"}],
+    }
+    assert seen_second["count"] == 1 and seen_second["seen_by"][0]["username"] == "bob"
+    missing = api(bob).get(path(room, "messages/999999/seen/"))
+    assert (missing.status_code, missing.json()["code"]) == (404, "message_not_found")
+
+
+def test_seen_by_is_for_members_only(room, alice, outsider):
+    message = post(room, alice, "um")
+    response = api(outsider).get(path(room, f"messages/{message.pk}/seen/"))
+    assert (response.status_code, response.json()["code"]) == (404, "room_not_found")
+
+
+async def test_a_room_that_keeps_markers_private_tells_only_the_readers_own_sockets(
+    room, alice, bob
+):
+    message = await Message.objects.acreate(room=room, author=alice, text="um")
+    watcher = await watching_reads(room, alice)
+    phone, laptop = await watching_reads(room, bob), await watching_reads(room, bob)
+
+    refused = await rest(bob, "patch", path(room, "settings/"), {"seen_by": False})
+    changed = await rest(alice, "patch", path(room, "settings/"), {"seen_by": False})
+    for socket in (watcher, phone, laptop):
+        updated = await socket.receive_json_from()
+        assert (updated["type"], updated["room"]["seen_by"]) == ("room.updated", False)
+    await phone.send_json_to({"type": "read", "message_id": message.pk})
+
+    assert (refused.status_code, refused.json()["code"]) == (403, "not_room_admin")
+    assert changed.status_code == 200 and changed.json()["seen_by"] is False
+    for own in (phone, laptop):
+        assert (await own.receive_json_from())["type"] == "read"
+    assert await watcher.receive_nothing(QUIET), "other members are not told"
+    seen = await rest(alice, "get", path(room, f"messages/{message.pk}/seen/"))
+    assert (seen.status_code, seen.json()["code"]) == (403, "not_allowed")
+    for socket in (watcher, phone, laptop):
+        await socket.disconnect()
+
+
+async def test_reads_from_one_socket_are_coalesced_to_one_a_second(room, alice, bob, settings):
+    settings.CHAT_READ_COALESCE_SECONDS = 0.5
+    ids = [
+        (await Message.objects.acreate(room=room, author=alice, text=f"m{n}")).pk for n in range(5)
+    ]
+    watcher = await watching_reads(room, alice)
+    reader = await watching_reads(room, bob)
+
+    for message_id in ids:
+        await reader.send_json_to({"type": "read", "message_id": message_id})
+
+    first = await watcher.receive_json_from()
+    assert (first["type"], first["message_id"]) == ("read", ids[0]), "the first goes at once"
+    assert await watcher.receive_nothing(0.3), "the others wait for the interval"
+    later = await watcher.receive_json_from(timeout=1)
+    assert later["message_id"] == ids[-1], "then one read, the furthest"
+    assert await watcher.receive_nothing(0.7)
+    membership = await sync_to_async(lambda: room.memberships.get(user=bob))()
+    assert membership.last_read_message_id == ids[-1]
+    for socket in (watcher, reader):
+        await socket.disconnect()
+
+
+async def test_a_coalesced_read_still_waiting_is_stored_when_the_socket_closes(
+    room, alice, bob, settings
+):
+    settings.CHAT_READ_COALESCE_SECONDS = 30
+    first, second = [
+        (await Message.objects.acreate(room=room, author=alice, text=t)).pk for t in ("a", "b")
+    ]
+    reader = await watching_reads(room, bob)
+    await reader.send_json_to({"type": "read", "message_id": first})
+    await reader.receive_json_from()
+    await reader.send_json_to({"type": "read", "message_id": second})
+    await reader.send_json_to({"type": "ping"})
+    assert (await reader.receive_json_from())["type"] == "pong"
+
+    await reader.disconnect()
+
+    membership = await sync_to_async(lambda: room.memberships.get(user=bob))()
+    assert membership.last_read_message_id == second

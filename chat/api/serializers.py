@@ -11,6 +11,15 @@ class UserRefSerializer(serializers.Serializer):
     username = serializers.CharField()
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """true or false, as JSON says them (DRF's BooleanField also takes 0, 1, "yes"...)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class ReactionSerializer(serializers.Serializer):
     emoji = serializers.CharField()
     count = serializers.IntegerField()
@@ -47,6 +56,7 @@ class MessageSerializer(serializers.Serializer):
 
 
 class RoomSerializer(serializers.ModelSerializer):
+    seen_by = serializers.BooleanField(read_only=True)
     member_count = serializers.IntegerField(read_only=True)
     unread_count = serializers.IntegerField(read_only=True)
     mention_count = serializers.IntegerField(
@@ -61,6 +71,7 @@ class RoomSerializer(serializers.ModelSerializer):
             "name",
             "type",
             "created_at",
+            "seen_by",
             "member_count",
             "unread_count",
             "mention_count",
@@ -255,6 +266,16 @@ class RoomRenameSerializer(serializers.Serializer):
     name = TextField(max_length=200)
 
 
+class RoomSettingsSerializer(serializers.Serializer):
+    seen_by = StrictBooleanField(help_text="members see each other's read markers (seen by)")
+
+
+class SeenBySerializer(serializers.Serializer):
+    message_id = serializers.IntegerField()
+    count = serializers.IntegerField()
+    seen_by = UserRefSerializer(many=True)
+
+
 class DirectRoomSerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
 
@@ -312,15 +333,6 @@ class NotificationsReadSerializer(serializers.Serializer):
 class NotificationsReadResultSerializer(serializers.Serializer):
     marked = serializers.IntegerField()
     unread_count = serializers.IntegerField()
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """true or false, as JSON says them (DRF's BooleanField also takes 0, 1, "yes"...)."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 class NotificationSettingsSerializer(serializers.Serializer):

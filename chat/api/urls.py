@@ -5,6 +5,7 @@ from chat.api.views import (
     DigestUnsubscribeView,
     DirectRoomView,
     MessageReactionsView,
+    MessageSeenView,
     NotificationSettingsView,
     NotificationsReadView,
     NotificationsView,
@@ -18,6 +19,7 @@ from chat.api.views import (
     RoomMessageView,
     RoomPresenceView,
     RoomReadView,
+    RoomSettingsView,
 )
 
 urlpatterns = [
@@ -38,6 +40,12 @@ urlpatterns = [
         MessageReactionsView.as_view(),
         name="message-reactions",
     ),
+    path(
+        "rooms/<uuid:room_id>/messages/<int:message_id>/seen/",
+        MessageSeenView.as_view(),
+        name="message-seen",
+    ),
+    path("rooms/<uuid:room_id>/settings/", RoomSettingsView.as_view(), name="room-settings"),
     path("rooms/<uuid:room_id>/changes/", RoomChangesView.as_view(), name="room-changes"),
     path("rooms/<uuid:room_id>/read/", RoomReadView.as_view(), name="room-read"),
     path("rooms/<uuid:room_id>/presence/", RoomPresenceView.as_view(), name="room-presence"),

@@ -38,6 +38,8 @@ from chat.api.serializers import (
     RoomDetailSerializer,
     RoomRenameSerializer,
     RoomSerializer,
+    RoomSettingsSerializer,
+    SeenBySerializer,
 )
 from chat.api.throttling import ChatWriteThrottle
 from chat.domain import notifications, refusals, selectors, services
@@ -233,6 +235,40 @@ class RoomMessageView(APIView):
         room = room_for_request(request, room_id)
         services.message_delete(room=room, message_id=message_id, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RoomSettingsView(APIView):
+    throttle_classes = [ChatWriteThrottle]
+
+    @extend_schema(request=RoomSettingsSerializer, responses=RoomDetailSerializer)
+    def patch(self, request: Request, room_id) -> Response:
+        """Room admins: whether members see each other's read markers; sockets get
+        `room.updated`."""
+        room = room_for_request(request, room_id)
+        body = RoomSettingsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.room_seen_by_set(
+            room=room, enabled=body.validated_data["seen_by"], by=request.user
+        )
+        room = selectors.room_detail(user=request.user, room_id=room_id)
+        context = last_messages_context([room], viewer=request.user)
+        return Response(RoomDetailSerializer(room, context=context).data)
+
+
+class MessageSeenView(APIView):
+    @extend_schema(responses=SeenBySerializer)
+    def get(self, request: Request, room_id, message_id: int) -> Response:
+        """Who has seen a message: the members whose read marker is at or past it (its author
+        aside); 403 `not_allowed` where the room keeps read markers private."""
+        room = room_for_request(request, room_id)
+        readers = services.seen_by_list(room=room, message_id=message_id)
+        return Response(
+            {
+                "message_id": message_id,
+                "count": len(readers),
+                "seen_by": [{"id": user.pk, "username": user.username} for user in readers],
+            }
+        )
 
 
 class RoomChangesView(APIView):

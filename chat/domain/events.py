@@ -72,6 +72,7 @@ class ReadMarkerMoved:
     user_id: int
     username: str
     message_id: int
+    shared: bool = True  # the room's `seen_by`: False, only the reader's own sockets hear it
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +98,12 @@ class MemberRemoved:
 
 
 @dataclass(frozen=True, slots=True)
-class RoomRenamed:
+class RoomUpdated:
+    """The room's name or settings changed."""
+
     room_id: uuid.UUID
     name: str
+    seen_by: bool
 
 
 RoomEvent = (
@@ -112,7 +116,7 @@ RoomEvent = (
     | ReadMarkerMoved
     | MemberAdded
     | MemberRemoved
-    | RoomRenamed
+    | RoomUpdated
 )
 
 

@@ -24,6 +24,8 @@ class Room(models.Model):
     )
     # "<smaller user id>:<larger user id>" for direct rooms: one room per pair, by constraint.
     direct_key = models.CharField(max_length=50, null=True, blank=True, unique=True)
+    # Members see each other's read markers ("seen by"); off: each member's stay their own.
+    seen_by = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["name"]

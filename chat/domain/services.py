@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import emoji as emoji_data
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -324,8 +325,9 @@ def read_marker_set(*, room: Room, user, message_id: int) -> Change:
             room=room, user=user, last_read_message_id__lt=message_id
         ).update(last_read_message_id=message_id)
         if moved:
+            shared = Room.objects.filter(pk=room.pk).values_list("seen_by", flat=True).get()
             announcement = events.announce_on_commit(
-                events.ReadMarkerMoved(room.pk, user.pk, user.username, message_id)
+                events.ReadMarkerMoved(room.pk, user.pk, user.username, message_id, shared)
             )
             return Change(message_id, announcement)
     marker = (
@@ -336,6 +338,23 @@ def read_marker_set(*, room: Room, user, message_id: int) -> Change:
     if marker is None:
         raise refusals.NotAMember()
     return Change(marker, None)
+
+
+def seen_by_list(*, room: Room, message_id: int) -> list:
+    """The members (the author aside) whose read marker is at or past the message, by name;
+    refused where the room keeps read markers private."""
+    if not Room.objects.filter(pk=room.pk, seen_by=True).exists():
+        raise refusals.NotAllowed("this room does not share who has seen a message")
+    message = Message.objects.filter(room=room, pk=message_id).only("author_id").first()
+    if message is None:
+        raise refusals.MessageNotFound()
+    readers = Membership.objects.filter(room=room, last_read_message_id__gte=message_id)
+    return list(
+        get_user_model()
+        .objects.filter(pk__in=readers.values("user_id"))
+        .exclude(pk=message.author_id)
+        .order_by("username")
+    )
 
 
 def room_create(*, name: str, type: str = Room.Type.GROUP, created_by) -> Room:
@@ -354,11 +373,22 @@ def room_rename(*, room: Room, name: str, by=None) -> Room:
     name = name.strip()
     if not name:
         raise refusals.InvalidRequest("a room needs a name")
+    return _room_update(room, {"name": name}, by=by)
+
+
+def room_seen_by_set(*, room: Room, enabled: bool, by=None) -> Room:
+    """Whether members see each other's read markers (room admins); members get
+    `room.updated`. Off: `read` frames reach only the reader's own sockets, and nobody can list
+    who has seen a message."""
+    return _room_update(room, {"seen_by": enabled}, by=by)
+
+
+def _room_update(room: Room, fields: dict, *, by) -> Room:
     with room_order(room.pk), transaction.atomic():
         _admin_check(room=room, by=by)
-        Room.objects.filter(pk=room.pk).update(name=name)
-        events.announce_on_commit(events.RoomRenamed(room.pk, name))
-    room = Room.objects.get(pk=room.pk)  # a fresh instance: sockets may share the old one
+        Room.objects.filter(pk=room.pk).update(**fields)
+        room = Room.objects.get(pk=room.pk)  # a fresh instance: sockets may share the old one
+        events.announce_on_commit(events.RoomUpdated(room.pk, room.name, room.seen_by))
     return room
 
 

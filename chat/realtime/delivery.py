@@ -42,9 +42,10 @@ def broadcast_event(frame: str) -> dict:
     return {"type": "chat.broadcast", "frame": frame}
 
 
-def personal_event(frame: str, frames: dict[int, str]) -> dict:
-    """A frame for every socket of a group, but for the users in `frames`, who get theirs
-    (each rendered once, and users who would get the same frame share it)."""
+def personal_event(frame: str | None, frames: dict[int, str]) -> dict:
+    """A frame for every socket of a group (None: for nobody else), but for the users in
+    `frames`, who get theirs (each rendered once; users who would get the same frame share
+    it)."""
     variants = list(dict.fromkeys(frames.values()))
     index = {frame: n for n, frame in enumerate(variants)}
     return {
@@ -72,6 +73,8 @@ def layer_event(event: events.RoomEvent) -> dict:
         return member_removed_event(event.user_id, event.reason, frame)
     if isinstance(event, events.ReactionsChanged):
         return _reactions_event(event)
+    if isinstance(event, events.ReadMarkerMoved) and not event.shared:
+        return personal_event(None, {event.user_id: frame_of(event)})  # the reader's alone
     return broadcast_event(frame_of(event))
 
 
@@ -108,8 +111,10 @@ def frame_of(event: events.RoomEvent) -> str:
         case events.MemberAdded():
             user = protocol.user_payload(event.user_id, event.username)
             return protocol.member_added_frame(room_id=event.room_id, user=user, role=event.role)
-        case events.RoomRenamed():
-            return protocol.room_updated_frame(room_id=event.room_id, name=event.name)
+        case events.RoomUpdated():
+            return protocol.room_updated_frame(
+                room_id=event.room_id, name=event.name, seen_by=event.seen_by
+            )
     raise TypeError(f"no frame for {type(event).__name__}")
 
 

@@ -471,9 +471,10 @@ def test_read_receipts_mark_the_room_read_and_show_on_own_messages(pair, server)
     send(admin, text)
 
     expect(maria.locator("#messages")).to_contain_text(text, timeout=TIMEOUT_MS)
-    expect(messages_with(admin, text).locator(".receipt")).to_have_text(
-        "✓ lido por 1", timeout=TIMEOUT_MS
-    )
+    receipt = messages_with(admin, text).locator(".receipt")
+    expect(receipt).to_have_text("✓ lido por 1", timeout=TIMEOUT_MS)
+    receipt.click()  # who: GET …/messages/<id>/seen/
+    expect(receipt).to_have_text("✓ lido por maria", timeout=TIMEOUT_MS)
     rooms = http_json(f"{server.http_url}/api/chat/rooms/", token=pair.tokens["maria"])
     assert next(r["unread_count"] for r in rooms if r["name"] == VENDAS) == 0
 

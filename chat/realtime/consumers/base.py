@@ -102,10 +102,23 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             self.send_backlog = watch_send_backlog(self.base_send)
         if adapters.enabled("broadcast_frames"):
             self.framed_socket = framed_socket(self.base_send)
+        if not self.holds_events_until_established:
+            await self.release_events()
+
+    # A socket joins its groups (room, user) before it is accepted: events that arrive in
+    # between wait here, and go out once the socket may be written to (ChatConsumer: after
+    # connection.established, which is every socket's first frame).
+    holds_events_until_established = False
+
+    async def release_events(self) -> None:
+        waiting, self.waiting_events = self.waiting_events, None
+        for event in waiting or ():
+            await self.room_event(event)
 
     async def websocket_connect(self, message):
         self.closing = False
         self.accepted = False
+        self.waiting_events = []  # until release_events
         self.send_backlog = None  # set at accept, where the server exposes one
         self.framed_socket = None  # likewise (chat.adapters.broadcast_frames)
         rate, burst = frame_budget(CHAT_MESSAGE)
@@ -238,7 +251,8 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             return
         variant = event["variant_of_user"].get(str(getattr(self.user, "pk", None)))
         frame = event["frame"] if variant is None else event["variants"][variant]
-        await self.write_room_frame(event, frame)
+        if frame is not None:
+            await self.write_room_frame(event, frame)
 
     async def write_room_frame(self, event: dict, frame: str) -> None:
         if self.fallen_behind(frame):
@@ -249,6 +263,9 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
 
     async def room_event(self, event: dict) -> None:
         """An event of this socket's room, handed over by the process's RoomHub (fanout)."""
+        if self.waiting_events is not None:
+            self.waiting_events.append(event)
+            return
         handler = self.room_event_handlers.get(event["type"])
         if handler is None:
             return

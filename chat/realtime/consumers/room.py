@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -72,6 +73,8 @@ HANDSHAKE_RATE_LIMITED = "too many failed connection attempts from your address;
 class ChatConsumer(BaseChatConsumer):
     """A real room: JWT-authenticated members only; every message stored, then broadcast."""
 
+    holds_events_until_established = True
+
     async def connect(self):
         room_id = self.scope["url_route"]["kwargs"]["room_id"]
         rejection = await self.connection_rejection(room_id)
@@ -98,6 +101,7 @@ class ChatConsumer(BaseChatConsumer):
                 user=self.user_ref,
             )
         )
+        await self.release_events()
         await self.announce_presence(online=True)
         logger.info("WebSocket connected: user=%s room=%s", self.user.username, self.room.pk)
 
@@ -182,9 +186,36 @@ class ChatConsumer(BaseChatConsumer):
         )
 
     async def handle_read(self, frame: ClientFrame) -> None:
-        """`read`: move this member's read marker; every member (and device) gets `read`."""
+        """`read`: move this member's read marker; every member (and device) gets `read`.
+
+        Coalesced: at most one a CHAT_READ_COALESCE_SECONDS per socket; the reads between go
+        as one, the furthest, when that time is up (or when the socket closes), so a client
+        reading fast costs the room one `read` frame a second, not one per message."""
+        now = time.monotonic()
+        interval = settings.CHAT_READ_COALESCE_SECONDS
+        if self.read_flush is None and now - self.read_at >= interval:
+            self.read_at = now
+            return await self.read_store(frame.message_id)
+        self.read_pending = max(self.read_pending or 0, frame.message_id)
+        if self.read_flush is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self.read_at + interval - now)
+            self.read_flush = loop.call_later(delay, lambda: loop.create_task(self.read_flushed()))
+
+    read_at = float("-inf")
+    read_pending: int | None = None
+    read_flush: asyncio.TimerHandle | None = None
+
+    async def read_flushed(self) -> None:
+        self.read_flush = None
+        message_id, self.read_pending = self.read_pending, None
+        if message_id is not None and not self.closing:
+            self.read_at = time.monotonic()
+            await self.read_store(message_id)
+
+    async def read_store(self, message_id: int) -> None:
         await self.change_room(
-            read_marker_set, room=self.room, user=self.user, message_id=frame.message_id
+            read_marker_set, room=self.room, user=self.user, message_id=message_id
         )
 
     async def handle_reaction(self, frame: ClientFrame) -> None:
@@ -357,6 +388,15 @@ class ChatConsumer(BaseChatConsumer):
             await self.chat_broadcast(event)
 
     async def websocket_disconnect(self, message):
+        if self.read_flush is not None:  # a coalesced read still waiting: store it, not lose it
+            self.read_flush.cancel()
+            self.read_flush = None
+            pending, self.read_pending = self.read_pending, None
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await room_database(self.room.pk)(read_marker_set)(
+                        room=self.room, user=self.user, message_id=pending
+                    )
         user_group = getattr(self, "user_group", None)
         if user_group is not None:
             self.user_group = None
