@@ -325,6 +325,9 @@ CHAT_HISTORY_MAX_LIMIT = 200
 # A socket's `read` frames are stored and announced at most once in this many seconds (the
 # furthest of those between goes when the time is up): "seen by" without a frame per message.
 CHAT_READ_COALESCE_SECONDS = env.float("CHAT_READ_COALESCE_SECONDS", default=1.0)
+# Search (GET /api/chat/search/): PostgreSQL's text search configuration the messages are
+# indexed with, read when the search migration runs (with unaccent on top).
+CHAT_SEARCH_LANGUAGE = env.str("CHAT_SEARCH_LANGUAGE", default="portuguese")
 # Different emoji one message may carry (Slack allows 23): each reaction frame lists them all.
 CHAT_MAX_EMOJI_PER_MESSAGE = env.int("CHAT_MAX_EMOJI_PER_MESSAGE", default=20)
 # Unread notifications older than this are e-mailed in a digest (`manage.py send_chat_digests`).

@@ -137,7 +137,7 @@ async def test_room_rename_by_an_admin_reaches_every_socket(room, alice, bob):
     assert response.status_code == 200 and response.json()["name"] == "Novo nome"
     assert await watcher.receive_json_from() == {
         "type": "room.updated",
-        "room": {"id": str(room.pk), "name": "Novo nome"},
+        "room": {"id": str(room.pk), "name": "Novo nome", "seen_by": True},
     }
     await watcher.disconnect()
 

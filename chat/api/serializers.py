@@ -339,3 +339,40 @@ class NotificationSettingsSerializer(serializers.Serializer):
     email_digests = StrictBooleanField(
         help_text="e-mail a digest of unread notifications (CHAT_NOTIFY_EMAIL_AFTER_MINUTES)"
     )
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(
+        max_length=200,
+        help_text='words (all required), "a phrase", -excluded, `or` between two terms',
+    )
+    room = serializers.UUIDField(required=False, help_text="only this room (one of yours)")
+    # "from" is a keyword in Python: the field is named in `get_fields`.
+    before = serializers.DateTimeField(required=False, help_text="sent before (ISO 8601)")
+    after = serializers.DateTimeField(required=False, help_text="sent at or after (ISO 8601)")
+    cursor = serializers.CharField(required=False, help_text="`next` of the previous page")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=50, default=20)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["from"] = serializers.CharField(
+            required=False, max_length=150, help_text="only messages by this user (id or username)"
+        )
+        return fields
+
+    def validate_cursor(self, value: str) -> int:
+        if not value.isdigit() or int(value) > 10_000:
+            raise serializers.ValidationError("not a cursor of this search")
+        return int(value)
+
+
+class SearchHitSerializer(serializers.Serializer):
+    message = MessageSerializer()
+    room = RoomRefSerializer()
+    snippet = serializers.CharField(help_text="HTML: the text escaped, matches in <mark>")
+    rank = serializers.FloatField(help_text="higher is better, within one search")
+
+
+class SearchPageSerializer(serializers.Serializer):
+    results = SearchHitSerializer(many=True)
+    next = serializers.CharField(allow_null=True, help_text="the next page's `cursor`")

@@ -20,6 +20,7 @@ from chat.api.views import (
     RoomPresenceView,
     RoomReadView,
     RoomSettingsView,
+    SearchView,
 )
 
 urlpatterns = [
@@ -51,6 +52,7 @@ urlpatterns = [
     path("rooms/<uuid:room_id>/presence/", RoomPresenceView.as_view(), name="room-presence"),
     path("rooms/<str:room_id>/access/", RoomAccessView.as_view(), name="room-access"),
     path("direct/", DirectRoomView.as_view(), name="direct-room"),
+    path("search/", SearchView.as_view(), name="search"),
     path("notifications/", NotificationsView.as_view(), name="notifications"),
     path("notifications/read/", NotificationsReadView.as_view(), name="notifications-read"),
     path(

@@ -39,10 +39,12 @@ from chat.api.serializers import (
     RoomRenameSerializer,
     RoomSerializer,
     RoomSettingsSerializer,
+    SearchPageSerializer,
+    SearchQuerySerializer,
     SeenBySerializer,
 )
 from chat.api.throttling import ChatWriteThrottle
-from chat.domain import notifications, refusals, selectors, services
+from chat.domain import notifications, refusals, search, selectors, services
 from chat.domain.access import accessible_rooms, room_for_connection
 from chat.domain.models import Room
 from chat.protocol import Rejection
@@ -417,6 +419,51 @@ class DigestUnsubscribeView(APIView):
         if not notifications.unsubscribe_by_token(token):
             raise Http404("this unsubscribe link is not valid")
         return Response({"email_digests": False})
+
+
+class SearchView(APIView):
+    @extend_schema(parameters=[SearchQuerySerializer], responses=SearchPageSerializer)
+    def get(self, request: Request) -> Response:
+        """Search the messages of your rooms: ranked, with highlighted snippets."""
+        query = SearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        if "room" in data:
+            room_for_request(request, data["room"])  # one of the user's, or 404
+        offset, limit = data.get("cursor", 0), data["limit"]
+        filters = search.SearchFilters(
+            room_id=data.get("room"),
+            author_id=search_author_id(data.get("from")),
+            before=data.get("before"),
+            after=data.get("after"),
+        )
+        hits, has_more = search.message_search(
+            user=request.user, query=data["q"], filters=filters, offset=offset, limit=limit
+        )
+        return Response(
+            {
+                "results": [
+                    {
+                        "message": protocol.message_payload(hit.message),
+                        "room": {"id": str(hit.message.room_id), "name": hit.message.room.name},
+                        "snippet": hit.snippet,
+                        "rank": hit.rank,
+                    }
+                    for hit in hits
+                ],
+                "next": str(offset + limit) if has_more else None,
+            }
+        )
+
+
+def search_author_id(value: str | None) -> int | None:
+    """`from=`: a user id or a username; an unknown one finds nothing (id 0)."""
+    if value is None:
+        return None
+    users = get_user_model().objects
+    by_id = value.isdigit() and len(value) <= 18  # beyond: no id, and too big for a column
+    found = users.filter(pk=int(value)) if by_id else users.filter(username=value)
+    return next(iter(found.values_list("pk", flat=True)), 0)
 
 
 class RoomPresenceView(APIView):

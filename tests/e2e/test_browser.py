@@ -584,3 +584,21 @@ def test_a_mention_reaches_the_mentioned_page_in_another_room_and_is_highlighted
     expect(messages_with(admin, text)).not_to_have_class(re.compile(r"\bmentions-me\b"))
     badge.click()  # marks the feed read
     expect(badge).to_have_text("🔔 0", timeout=TIMEOUT_MS)
+
+
+def test_search_finds_a_message_of_the_users_rooms_with_the_match_marked(pair):
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, GERENCIA)
+    word = f"orcamento{uuid.uuid4().hex[:8]}"
+    send(admin, f"<b>revisar</b> o {word} da Gerência")
+    expect(messages_with(admin, word)).to_have_count(1, timeout=TIMEOUT_MS)
+
+    maria.fill("#search-input", word.upper())
+    maria.click("#search-button")
+
+    hit = maria.locator("#search-results .hit")
+    expect(hit).to_have_count(1, timeout=TIMEOUT_MS)
+    expect(hit.locator(".hit-room")).to_have_text(f"{GERENCIA} — admin")
+    expect(hit.locator("mark")).to_have_text(word)
+    expect(hit.locator("b")).to_have_count(0)  # the message's own markup stays text
+    expect(hit.locator(".hit-snippet")).to_contain_text("<b>revisar</b>")

@@ -1,0 +1,160 @@
+"""Search over the messages of the rooms a user is a member of: ranked, with highlighted
+snippets. PostgreSQL: its full-text search (the `search_vector` column of migration 0007,
+`websearch_to_tsquery`, unaccent); SQLite: FTS5. Both indexes follow every insert, edit and
+delete by themselves (a generated column, triggers), so search never shows what was deleted.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connections
+
+from chat.domain.models import Membership, Message
+
+MAX_QUERY_LENGTH = 200
+# Around each match in a snippet, then HTML-escaped and turned into <mark>…</mark>: the
+# message's own text can never become markup.
+_START, _STOP = "\ue000", "\ue001"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    message: Message  # its author and room loaded
+    snippet: str  # HTML: escaped text with <mark> around the matches
+    rank: float  # higher is better, within one search
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilters:
+    room_id: object = None
+    author_id: int | None = None
+    before: datetime | None = None  # created before
+    after: datetime | None = None  # created at or after
+
+
+def message_search(
+    *, user, query: str, filters: SearchFilters, offset: int = 0, limit: int = 20
+) -> tuple[list[SearchHit], bool]:
+    """A page of the hits for `query` among the messages of the user's rooms, best first;
+    returns (hits, has_more). Deleted messages are never found."""
+    if fts5_query(query) is None:  # only exclusions, or no word: nothing to find, anywhere
+        return [], False
+    connection = connections[Message.objects.db]
+    build = _postgres_sql if connection.vendor == "postgresql" else _sqlite_sql
+    statement = build(query, filters, user.pk, connection)
+    if statement is None:
+        return [], False
+    sql, params = statement
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit + 1, offset])
+        rows = cursor.fetchall()
+    messages = Message.objects.select_related("author", "room").in_bulk([row[0] for row in rows])
+    hits = [
+        SearchHit(messages[message_id], _highlighted(snippet), float(rank))
+        for message_id, rank, snippet in rows[:limit]
+        if message_id in messages
+    ]
+    return hits, len(rows) > limit
+
+
+def _filters_sql(filters: SearchFilters, user_id: int, connection) -> tuple[list[str], list]:
+    """The conditions every search has (the user's rooms, not deleted) and the asked ones."""
+    room_field = Message._meta.get_field("room").target_field
+    where = [
+        "m.deleted_at IS NULL",
+        f"m.room_id IN (SELECT room_id FROM {Membership._meta.db_table} WHERE user_id = %s)",
+    ]
+    params: list = [user_id]
+    if filters.room_id is not None:
+        where.append("m.room_id = %s")
+        params.append(room_field.get_db_prep_value(filters.room_id, connection))
+    if filters.author_id is not None:
+        where.append("m.author_id = %s")
+        params.append(filters.author_id)
+    moments = ((filters.before, "m.created_at < %s"), (filters.after, "m.created_at >= %s"))
+    for moment, condition in moments:
+        if moment is not None:
+            where.append(condition)
+            params.append(connection.ops.adapt_datetimefield_value(moment))
+    return where, params
+
+
+def _postgres_sql(query: str, filters: SearchFilters, user_id: int, connection):
+    where, params = _filters_sql(filters, user_id, connection)
+    # Ranked and paged first; the (costly) headline only for the page's rows.
+    sql = f"""
+        SELECT page.id, page.rank,
+               ts_headline('chat_search', page.text, page.query,
+                           'StartSel={_START}, StopSel={_STOP}, MaxWords=30, MinWords=8,
+                            MaxFragments=2, FragmentDelimiter=" … "')
+        FROM (
+            SELECT m.id, m.text, q.query, ts_rank_cd(m.search_vector, q.query) AS rank
+            FROM {Message._meta.db_table} m,
+                 (SELECT websearch_to_tsquery('chat_search', %s) AS query) q
+            WHERE m.search_vector @@ q.query AND {" AND ".join(where)}
+            ORDER BY rank DESC, m.id DESC
+            LIMIT %s OFFSET %s
+        ) page
+        ORDER BY page.rank DESC, page.id DESC
+    """
+    return sql, [query, *params]
+
+
+def _sqlite_sql(query: str, filters: SearchFilters, user_id: int, connection):
+    match = fts5_query(query)
+    if match is None:
+        return None
+    where, params = _filters_sql(filters, user_id, connection)
+    sql = f"""
+        SELECT m.id, -bm25(chat_message_fts) AS rank,
+               snippet(chat_message_fts, 0, '{_START}', '{_STOP}', ' … ', 16)
+        FROM chat_message_fts JOIN {Message._meta.db_table} m ON m.id = chat_message_fts.rowid
+        WHERE chat_message_fts MATCH %s AND {" AND ".join(where)}
+        ORDER BY rank DESC, m.id DESC
+        LIMIT %s OFFSET %s
+    """
+    return sql, [match, *params]
+
+
+_TERM = re.compile(r'(-?)"([^"]*)"|(-?)(\S+)')
+
+
+def fts5_query(query: str) -> str | None:
+    """The query as FTS5 reads it, with the meaning websearch_to_tsquery gives it on
+    PostgreSQL: words and "quoted phrases" all required, `-word` excluded, `or` between two
+    terms for either. Every term is quoted, so no input is FTS5 syntax. None: nothing to find
+    (only exclusions, or no words)."""
+    required: list[str] = []
+    excluded: list[str] = []
+    either = False  # the last term was `or`: the next one joins the one before
+    for phrase_minus, phrase, word_minus, word in _TERM.findall(query):
+        minus = phrase_minus or word_minus
+        text = phrase if (phrase or phrase_minus) else word
+        if not (phrase or minus) and word.lower() == "or" and required:
+            either = True
+            continue
+        if not text.strip():
+            continue
+        quoted = '"' + text.replace('"', '""') + '"'
+        if minus:
+            excluded.append(quoted)
+        elif either:
+            required[-1] = f"({required[-1]} OR {quoted})"
+            either = False
+        else:
+            required.append(quoted)
+    if not required:
+        return None
+    match = " AND ".join(required)
+    for term in excluded:
+        match = f"({match}) NOT {term}"
+    return match
+
+
+def _highlighted(snippet: str) -> str:
+    escaped = html.escape(snippet or "", quote=False)
+    return escaped.replace(_START, "<mark>").replace(_STOP, "</mark>")

@@ -1,0 +1,165 @@
+"""Search (docs/protocol.md, "Search"): the user's rooms only, ranked, highlighted, paged, on
+PostgreSQL's full-text search and on SQLite's FTS5, the index following edits and deletes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from chat.domain import services
+from chat.domain.models import Message
+from chat.domain.search import fts5_query
+from tests.factories import make_room
+from tests.test_team_chat import api
+
+pytestmark = pytest.mark.django_db
+
+
+def post(room, author, text: str) -> Message:
+    return services.message_create(room=room, author=author, text=text).message
+
+
+def search(user, **params):
+    response = api(user).get("/api/chat/search/", params)
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def found(user, **params) -> list[str]:
+    return [hit["message"]["message"] for hit in search(user, **params)["results"]]
+
+
+def test_search_finds_words_regardless_of_accents_and_highlights_them(room, alice, bob):
+    post(room, alice, "Reunião da Gerência amanhã às 10h")
+    post(room, alice, "almoço no centro")
+
+    body = search(bob, q="gerencia")
+
+    (hit,) = body["results"]
+    assert hit["message"]["message"] == "Reunião da Gerência amanhã às 10h"
+    assert hit["room"] == {"id": str(room.pk), "name": room.name}
+    assert "<mark>Gerência</mark>" in hit["snippet"]
+    assert body["next"] is None
+
+
+def test_search_covers_only_the_rooms_the_user_is_a_member_of(room, alice, bob, outsider):
+    secret = make_room(members=[outsider], name="Diretoria")
+    post(secret, outsider, "orçamento confidencial")
+    post(room, alice, "orçamento aberto")
+
+    assert found(bob, q="orçamento") == ["orçamento aberto"]
+    assert found(outsider, q="orçamento") == ["orçamento confidencial"]
+    refused = api(bob).get("/api/chat/search/", {"q": "orçamento", "room": str(secret.pk)})
+    assert (refused.status_code, refused.json()["code"]) == (404, "room_not_found")
+
+
+def test_edits_and_deletes_keep_the_index_true(room, alice, bob):
+    typo = post(room, alice, "contrato assinado")
+    doomed = post(room, alice, "contrato perdido")
+
+    services.message_edit(room=room, message_id=typo.pk, editor=alice, text="proposta assinada")
+    services.message_delete(room=room, message_id=doomed.pk, actor=alice)
+
+    assert found(bob, q="contrato") == []
+    assert found(bob, q="proposta") == ["proposta assinada"]
+
+
+def test_phrases_exclusions_and_or(room, alice, bob):
+    for text in ("cliente novo em São Paulo", "cliente antigo em Campinas", "fornecedor novo"):
+        post(room, alice, text)
+
+    assert found(bob, q='"cliente novo"') == ["cliente novo em São Paulo"]
+    assert found(bob, q="cliente -campinas") == ["cliente novo em São Paulo"]
+    assert sorted(found(bob, q="paulo or campinas")) == [
+        "cliente antigo em Campinas",
+        "cliente novo em São Paulo",
+    ]
+    assert found(bob, q="-cliente") == [], "a search needs a word to find"
+
+
+def test_filters_by_room_author_and_time(room, alice, bob):
+    other = make_room(members=[alice, bob], name="Vendas")
+    post(room, alice, "meta de vendas")
+    post(room, bob, "meta batida")
+    post(other, alice, "meta regional")
+    old = post(room, alice, "meta antiga")
+    Message.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=30))
+    week_ago = (timezone.now() - timedelta(days=7)).isoformat()
+
+    assert sorted(found(bob, q="meta", room=str(room.pk))) == [
+        "meta antiga",
+        "meta batida",
+        "meta de vendas",
+    ]
+    assert sorted(found(bob, q="meta", **{"from": "alice"})) == [
+        "meta antiga",
+        "meta de vendas",
+        "meta regional",
+    ]
+    assert found(bob, q="meta", **{"from": str(bob.pk)}) == ["meta batida"]
+    assert found(bob, q="meta", before=week_ago) == ["meta antiga"]
+    assert "meta antiga" not in found(bob, q="meta", after=week_ago)
+    assert found(bob, q="meta", **{"from": "ninguém"}) == []
+
+
+def test_results_are_ranked_and_paged_by_cursor(room, alice, bob):
+    post(room, alice, "prazo")
+    post(room, alice, "prazo prazo prazo do prazo final")
+    for n in range(3):
+        post(room, alice, f"o prazo {n} de outro assunto qualquer com mais palavras")
+
+    first = search(bob, q="prazo", limit=2)
+    second = search(bob, q="prazo", limit=2, cursor=first["next"])
+    last = search(bob, q="prazo", limit=2, cursor=second["next"])
+
+    ids = [hit["message"]["id"] for page in (first, second, last) for hit in page["results"]]
+    assert len(ids) == len(set(ids)) == 5
+    assert last["next"] is None
+    ranks = [hit["rank"] for page in (first, second, last) for hit in page["results"]]
+    assert ranks == sorted(ranks, reverse=True)
+    assert first["results"][0]["message"]["message"] == "prazo prazo prazo do prazo final"
+
+
+def test_a_snippet_never_carries_the_messages_markup(room, alice, bob):
+    post(room, alice, "<img src=x onerror=alert(1)> relatório")
+
+    (hit,) = search(bob, q="relatório")["results"]
+
+    assert "<" not in hit["snippet"].replace("<mark>", "").replace("</mark>", "")
+    assert "<mark>relatório</mark>" in hit["snippet"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({}, "q"),
+        ({"q": ""}, "q"),
+        ({"q": "x" * 201}, "q"),
+        ({"q": "a", "cursor": "abc"}, "cursor"),
+        ({"q": "a", "limit": "0"}, "limit"),
+        ({"q": "a", "before": "ontem"}, "before"),
+    ],
+)
+def test_bad_searches_are_400_naming_the_parameter(bob, params, field):
+    response = api(bob).get("/api/chat/search/", params)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request" and field in response.json()["fields"]
+
+
+@pytest.mark.parametrize(
+    "query", ['"', "NEAR(a b)", "a AND", "*", "col:x", "(((", "a OR OR b", "^x", "-"]
+)
+def test_any_text_is_a_query_never_a_syntax_error(room, alice, bob, query):
+    post(room, alice, "a b x col")
+    assert api(bob).get("/api/chat/search/", {"q": query}).status_code == 200
+
+
+def test_fts5_queries_quote_every_term():
+    assert fts5_query('cliente "são paulo" -campinas') == (
+        '("cliente" AND "são paulo") NOT "campinas"'
+    )
+    assert fts5_query("a or b c") == '("a" OR "b") AND "c"'
+    assert fts5_query('x"y') == '"x""y"'
+    assert fts5_query("-a") is None
