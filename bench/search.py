@@ -4,8 +4,8 @@
 
 Makes a throwaway database on the local PostgreSQL (dropped afterwards), migrates it, and
 fills 20 rooms with messages of 6-12 words drawn by Zipf's law from a vocabulary of 2,000
-words (a few in a large share of messages, most in a few hundred), spread over 90 days. The searching
-user is a member of 10 of the rooms. Then GET /api/chat/search/ is called in-process
+words (a few in a large share of messages, most in a few hundred), spread over 90 days.
+The searching user is a member of 10 of the rooms. Then GET /api/chat/search/ is called in-process
 (Django's test client: the view, the query, the serialization; no network), sequentially,
 for query kinds from rare to common, and p50/p99 are reported per kind and overall.
 """
@@ -39,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200, help="per query kind")
+    parser.add_argument("--keep", action="store_true", help="keep the database (to EXPLAIN)")
     args = parser.parse_args()
     name = f"crm_chat_bench_search_{os.getpid()}"
     url = f"postgres://postgres@127.0.0.1:5432/{name}"
@@ -49,7 +50,10 @@ def main() -> None:
         os.environ.update(env)
         run(args)
     finally:
-        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if args.keep:
+            print(f"kept: {url}")
+        else:
+            _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _admin(sql: str) -> None:

@@ -16,6 +16,9 @@ from django.db import connections
 from chat.domain.models import Membership, Message
 
 MAX_QUERY_LENGTH = 200
+# A search ranks the newest this many matches of its query (a chat's answers are mostly
+# recent; ranking every match of a common word is what made such a search slow).
+CANDIDATES = 1000
 # Around each match in a snippet, then HTML-escaped and turned into <mark>…</mark>: the
 # message's own text can never become markup.
 _START, _STOP = "\ue000", "\ue001"
@@ -44,14 +47,10 @@ def message_search(
     if fts5_query(query) is None:  # only exclusions, or no word: nothing to find, anywhere
         return [], False
     connection = connections[Message.objects.db]
-    build = _postgres_sql if connection.vendor == "postgresql" else _sqlite_sql
-    statement = build(query, filters, user.pk, connection)
-    if statement is None:
-        return [], False
-    sql, params = statement
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit + 1, offset])
-        rows = cursor.fetchall()
+    if connection.vendor == "postgresql":
+        rows = _postgres_rows(query, filters, user.pk, connection, offset, limit)
+    else:
+        rows = _sqlite_rows(query, filters, user.pk, connection, offset, limit)
     messages = Message.objects.select_related("author", "room").in_bulk([row[0] for row in rows])
     hits = [
         SearchHit(messages[message_id], _highlighted(snippet), float(rank))
@@ -61,14 +60,27 @@ def message_search(
     return hits, len(rows) > limit
 
 
-def _filters_sql(filters: SearchFilters, user_id: int, connection) -> tuple[list[str], list]:
+def _fetch(connection, sql: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _filters_sql(
+    filters: SearchFilters, user_id: int, connection, *, rooms_as_array: bool = False
+) -> tuple[list[str], list]:
     """The conditions every search has (the user's rooms, not deleted) and the asked ones."""
     room_field = Message._meta.get_field("room").target_field
-    where = [
-        "m.deleted_at IS NULL",
-        f"m.room_id IN (SELECT room_id FROM {Membership._meta.db_table} WHERE user_id = %s)",
-    ]
-    params: list = [user_id]
+    where = ["m.deleted_at IS NULL"]
+    params: list = []
+    if rooms_as_array:
+        rooms = Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True)
+        where.append("m.room_id = ANY(%s)")
+        params.append(list(rooms))
+    else:
+        members = f"SELECT room_id FROM {Membership._meta.db_table} WHERE user_id = %s"
+        where.append(f"m.room_id IN ({members})")
+        params.append(user_id)
     if filters.room_id is not None:
         where.append("m.room_id = %s")
         params.append(room_field.get_db_prep_value(filters.room_id, connection))
@@ -83,10 +95,27 @@ def _filters_sql(filters: SearchFilters, user_id: int, connection) -> tuple[list
     return where, params
 
 
-def _postgres_sql(query: str, filters: SearchFilters, user_id: int, connection):
-    where, params = _filters_sql(filters, user_id, connection)
-    # Ranked and paged first; the (costly) headline only for the page's rows.
-    sql = f"""
+def _postgres_rows(query, filters, user_id, connection, offset, limit) -> list[tuple]:
+    """The newest CANDIDATES matches, then ranked, paged and highlighted. Ranking every match
+    of a common word (100,000 of a million) took 250-400 ms; and the user's rooms are given
+    as an array, not a subquery: joined, PostgreSQL scanned the GIN index once per room
+    (bench/search.py, docs/performance.md)."""
+    where, params = _filters_sql(filters, user_id, connection, rooms_as_array=True)
+    candidates = _fetch(
+        connection,
+        f"""
+        SELECT m.id FROM {Message._meta.db_table} m
+        WHERE m.search_vector @@ websearch_to_tsquery('chat_search', %s)
+          AND {" AND ".join(where)}
+        ORDER BY m.id DESC LIMIT {CANDIDATES}
+        """,
+        [query, *params],
+    )
+    if not candidates:
+        return []
+    return _fetch(
+        connection,
+        f"""
         SELECT page.id, page.rank,
                ts_headline('chat_search', page.text, page.query,
                            'StartSel={_START}, StopSel={_STOP}, MaxWords=30, MinWords=8,
@@ -95,29 +124,32 @@ def _postgres_sql(query: str, filters: SearchFilters, user_id: int, connection):
             SELECT m.id, m.text, q.query, ts_rank_cd(m.search_vector, q.query) AS rank
             FROM {Message._meta.db_table} m,
                  (SELECT websearch_to_tsquery('chat_search', %s) AS query) q
-            WHERE m.search_vector @@ q.query AND {" AND ".join(where)}
+            WHERE m.id = ANY(%s)
             ORDER BY rank DESC, m.id DESC
             LIMIT %s OFFSET %s
         ) page
         ORDER BY page.rank DESC, page.id DESC
-    """
-    return sql, [query, *params]
+        """,
+        [query, [row[0] for row in candidates], limit + 1, offset],
+    )
 
 
-def _sqlite_sql(query: str, filters: SearchFilters, user_id: int, connection):
-    match = fts5_query(query)
-    if match is None:
-        return None
+def _sqlite_rows(query, filters, user_id, connection, offset, limit) -> list[tuple]:
     where, params = _filters_sql(filters, user_id, connection)
     sql = f"""
-        SELECT m.id, -bm25(chat_message_fts) AS rank,
-               snippet(chat_message_fts, 0, '{_START}', '{_STOP}', ' … ', 16)
-        FROM chat_message_fts JOIN {Message._meta.db_table} m ON m.id = chat_message_fts.rowid
-        WHERE chat_message_fts MATCH %s AND {" AND ".join(where)}
-        ORDER BY rank DESC, m.id DESC
+        SELECT id, rank, snip FROM (
+            SELECT m.id, -bm25(chat_message_fts) AS rank,
+                   snippet(chat_message_fts, 0, '{_START}', '{_STOP}', ' … ', 16) AS snip
+            FROM chat_message_fts
+            JOIN {Message._meta.db_table} m ON m.id = chat_message_fts.rowid
+            WHERE chat_message_fts MATCH %s AND {" AND ".join(where)}
+            ORDER BY m.id DESC
+            LIMIT {CANDIDATES}
+        )
+        ORDER BY rank DESC, id DESC
         LIMIT %s OFFSET %s
     """
-    return sql, [match, *params]
+    return _fetch(connection, sql, [fts5_query(query), *params, limit + 1, offset])
 
 
 _TERM = re.compile(r'(-?)"([^"]*)"|(-?)(\S+)')
