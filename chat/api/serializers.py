@@ -1,3 +1,5 @@
+import re
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -341,6 +343,19 @@ class NotificationSettingsSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_field({"type": "string", "pattern": "^[0-9]{1,4}$"})
+class SearchCursorField(serializers.Field):
+    """A page's `next`: where the following page starts."""
+
+    def to_representation(self, value):
+        return str(value)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not re.fullmatch(r"[0-9]{1,4}", data):
+            raise serializers.ValidationError("not a cursor of this search")
+        return int(data)
+
+
 class SearchQuerySerializer(serializers.Serializer):
     q = serializers.CharField(
         max_length=200,
@@ -350,7 +365,7 @@ class SearchQuerySerializer(serializers.Serializer):
     # "from" is a keyword in Python: the field is named in `get_fields`.
     before = serializers.DateTimeField(required=False, help_text="sent before (ISO 8601)")
     after = serializers.DateTimeField(required=False, help_text="sent at or after (ISO 8601)")
-    cursor = serializers.CharField(required=False, help_text="`next` of the previous page")
+    cursor = SearchCursorField(required=False, help_text="`next` of the previous page")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=50, default=20)
 
     def get_fields(self):
@@ -359,11 +374,6 @@ class SearchQuerySerializer(serializers.Serializer):
             required=False, max_length=150, help_text="only messages by this user (id or username)"
         )
         return fields
-
-    def validate_cursor(self, value: str) -> int:
-        if not value.isdigit() or int(value) > 10_000:
-            raise serializers.ValidationError("not a cursor of this search")
-        return int(value)
 
 
 class SearchHitSerializer(serializers.Serializer):

@@ -422,7 +422,15 @@ class DigestUnsubscribeView(APIView):
 
 
 class SearchView(APIView):
-    @extend_schema(parameters=[SearchQuerySerializer], responses=SearchPageSerializer)
+    @extend_schema(
+        parameters=[SearchQuerySerializer],
+        responses={
+            200: SearchPageSerializer,
+            404: OpenApiResponse(
+                ErrorSerializer, description="`room_not_found`: `room` is not one of the user's"
+            ),
+        },
+    )
     def get(self, request: Request) -> Response:
         """Search the messages of your rooms: ranked, with highlighted snippets."""
         query = SearchQuerySerializer(data=request.query_params)
