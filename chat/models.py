@@ -1,6 +1,7 @@
 """Django finds an app's models in `<app>.models`: the chat's live in chat.domain."""
 
 from chat.domain.models import (
+    Attachment,
     Membership,
     Message,
     MessageRevision,
@@ -12,6 +13,7 @@ from chat.domain.models import (
 )
 
 __all__ = [
+    "Attachment",
     "Membership",
     "Message",
     "MessageRevision",

@@ -107,6 +107,10 @@ class FrameError(StrEnum):
     INVALID_REQUEST = "invalid_request"
     INVALID_EMOJI = "invalid_emoji"
     TOO_MANY_REACTIONS = "too_many_reactions"
+    # Of REST's uploads and downloads; in the table for one vocabulary (no frame makes them).
+    FILE_TOO_LARGE = "file_too_large"
+    FILE_TYPE_NOT_ALLOWED = "file_type_not_allowed"
+    ATTACHMENT_NOT_FOUND = "attachment_not_found"
 
 
 class ProtocolError(Exception):
@@ -156,6 +160,7 @@ class ClientFrame:
     is_typing: bool = False
     reply_to: int | None = None
     emoji: str = ""
+    attachments: tuple[int, ...] = ()
 
 
 def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
@@ -200,6 +205,7 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
         client_id=_client_id(data),
         username=_display_name(data),
         reply_to=_reply_to(data),
+        attachments=_attachment_ids(data),
     )
 
 
@@ -279,9 +285,26 @@ def _reply_to(data: dict[str, Any]) -> int | None:
     reply_to = data.get("reply_to")
     if reply_to is None:
         return None
-    if isinstance(reply_to, bool) or not isinstance(reply_to, int) or reply_to < 1:
+    if isinstance(reply_to, bool) or not isinstance(reply_to, int) or not 0 < reply_to < 2**63:
         raise ProtocolError(FrameError.INVALID_FRAME, "'reply_to' must be a message id")
     return reply_to
+
+
+MAX_ATTACHMENTS = 10  # per message (settings.CHAT_MAX_ATTACHMENTS_PER_MESSAGE's default)
+
+
+def _attachment_ids(data: dict[str, Any]) -> tuple[int, ...]:
+    ids = data.get("attachments", [])
+    if (
+        not isinstance(ids, list)
+        or len(ids) > MAX_ATTACHMENTS
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in ids)
+    ):
+        raise ProtocolError(
+            FrameError.INVALID_FRAME,
+            f"'attachments' must be a list of at most {MAX_ATTACHMENTS} upload ids",
+        )
+    return tuple(ids)
 
 
 def _emoji(data: dict[str, Any]) -> str:
@@ -360,6 +383,7 @@ def message_payload(
         "last_reply_at": timestamp(message.last_reply_at) if message.last_reply_at else None,
         "change_seq": message.change_seq,
         "mentions": message.mentions,
+        "attachments": message.attachments,
         "reactions": reactions_payload(reactions, viewer_id=viewer_id),
     }
 

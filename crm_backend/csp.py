@@ -30,7 +30,7 @@ def policy_for_html(path: str, mtime: float) -> str:
             f"style-src {' '.join(hashes['style']) or chr(39) + 'none' + chr(39)}",
             # The page talks to its own server by default, or to one the user types in.
             "connect-src 'self' ws: wss: http: https:",
-            "img-src 'self' data:",
+            "img-src 'self' data: blob:",  # attachments' thumbnails, fetched with the token
             "base-uri 'none'",
             "form-action 'none'",
             "frame-ancestors 'none'",

@@ -328,6 +328,12 @@ CHAT_READ_COALESCE_SECONDS = env.float("CHAT_READ_COALESCE_SECONDS", default=1.0
 # Search (GET /api/chat/search/): PostgreSQL's text search configuration the messages are
 # indexed with, read when the search migration runs (with unaccent on top).
 CHAT_SEARCH_LANGUAGE = env.str("CHAT_SEARCH_LANGUAGE", default="portuguese")
+# Attachments: stored through Django's storage API (FileSystemStorage under MEDIA_ROOT).
+MEDIA_ROOT = env.path("CHAT_MEDIA_ROOT", default=BASE_DIR / "media")
+CHAT_MAX_UPLOAD_BYTES = env.int("CHAT_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+CHAT_MAX_ATTACHMENTS_PER_MESSAGE = env.int("CHAT_MAX_ATTACHMENTS_PER_MESSAGE", default=10)
+# Uploads no message carries, and files of deleted messages, go after this (purge_chat_uploads).
+CHAT_UPLOAD_ORPHAN_HOURS = env.int("CHAT_UPLOAD_ORPHAN_HOURS", default=24)
 # Different emoji one message may carry (Slack allows 23): each reaction frame lists them all.
 CHAT_MAX_EMOJI_PER_MESSAGE = env.int("CHAT_MAX_EMOJI_PER_MESSAGE", default=20)
 # Unread notifications older than this are e-mailed in a digest (`manage.py send_chat_digests`).

@@ -19,6 +19,12 @@ def reads_not_coalesced(settings):
     settings.CHAT_READ_COALESCE_SECONDS = 0
 
 
+@pytest.fixture(autouse=True)
+def media_in_a_temporary_folder(settings, tmp_path):
+    """Uploads of a test go to a folder of its own, removed with it."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 @pytest.fixture
 def alice(db):
     return make_user("alice")

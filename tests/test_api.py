@@ -29,6 +29,7 @@ MESSAGE_FIELDS = {
     "last_reply_at",
     "change_seq",
     "mentions",
+    "attachments",
     "reactions",
 }
 

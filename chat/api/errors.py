@@ -36,6 +36,10 @@ REST_REFUSALS: dict[type[refusals.Refusal], int] = {
     refusals.ReplyNotInRoom: status.HTTP_404_NOT_FOUND,
     refusals.InvalidEmoji: status.HTTP_400_BAD_REQUEST,
     refusals.TooManyReactions: status.HTTP_409_CONFLICT,  # the message's state, not the request
+    refusals.FileTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    refusals.FileTypeNotAllowed: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    refusals.AttachmentNotUsable: status.HTTP_404_NOT_FOUND,  # as a reply_to of another room
+    refusals.AttachmentNotFound: status.HTTP_404_NOT_FOUND,
     refusals.UserNotFound: status.HTTP_404_NOT_FOUND,
     refusals.InvalidRequest: status.HTTP_400_BAD_REQUEST,
 }
@@ -74,13 +78,31 @@ def exception_handler(exc, context):
 
 def _body(exc: exceptions.APIException) -> dict:
     if isinstance(exc, exceptions.ValidationError):
-        return error_body("invalid_request", _first_message(exc.detail), fields=exc.detail)
+        return error_body(
+            "invalid_request", _first_message(exc.detail), fields=_field_messages(exc.detail)
+        )
     detail = exc.detail
     if isinstance(detail, dict):  # simplejwt: {"detail": ..., "code": ...}
         code = str(detail.get("code") or exc.default_code)
         return error_body(_CODES.get(code, code), str(detail.get("detail", "")))
     code = getattr(detail, "code", None) or exc.default_code
     return error_body(_CODES.get(code, code), str(detail))
+
+
+def _field_messages(detail):
+    """Each field's errors as a list of strings, as documented: a list's or a nested object's
+    errors ({"0": [...]}) become "0: ..." entries of their field."""
+    if not isinstance(detail, dict):
+        return detail
+    return {field: _messages(errors) for field, errors in detail.items()}
+
+
+def _messages(errors, prefix: str = "") -> list[str]:
+    if isinstance(errors, dict):
+        return [m for key, inner in errors.items() for m in _messages(inner, f"{prefix}{key}: ")]
+    if isinstance(errors, list):
+        return [m for inner in errors for m in _messages(inner, prefix)]
+    return [f"{prefix}{errors}"]
 
 
 def _first_message(detail) -> str:

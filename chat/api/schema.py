@@ -64,7 +64,10 @@ class AutoSchema(openapi.AutoSchema):
     def map_parsers(self):
         """The API speaks JSON; DRF's form parsers (for its browsable pages) go undocumented:
         a form cannot say what JSON can (an empty field there means no field)."""
-        return [media_type for media_type in super().map_parsers() if media_type == JSON]
+        parsers = super().map_parsers()
+        if parsers == ["multipart/form-data"]:  # an upload: its one way in
+            return parsers
+        return [media_type for media_type in parsers if media_type == JSON]
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
         operation = super().get_operation(path, path_regex, path_prefix, method, registry)

@@ -7,6 +7,8 @@ from rest_framework import serializers
 from chat import protocol
 from chat.domain.models import Membership, Room
 
+MAX_ID = 2**63 - 1  # the id columns' range (a larger number names nothing, and SQLite refuses it)
+
 
 class UserRefSerializer(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True)
@@ -51,6 +53,7 @@ class MessageSerializer(serializers.Serializer):
     mentions = serializers.ListField(
         child=serializers.IntegerField(), help_text="ids of the members the message mentions"
     )
+    attachments = serializers.ListField(child=serializers.DictField())
     reactions = ReactionSerializer(many=True)
 
     def to_representation(self, instance):
@@ -260,7 +263,16 @@ class MessagePostSerializer(serializers.Serializer):
         help_text="a retry with the same client_id is stored once (200 with the stored message)",
     )
     reply_to = serializers.IntegerField(
-        required=False, min_value=1, help_text="a message of this room: the reply joins its thread"
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="a message of this room: the reply joins its thread",
+    )
+    attachments = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        required=False,
+        max_length=settings.CHAT_MAX_ATTACHMENTS_PER_MESSAGE,
+        help_text="ids of your uploads to this room (POST …/attachments/), not yet sent",
     )
 
 
@@ -386,3 +398,18 @@ class SearchHitSerializer(serializers.Serializer):
 class SearchPageSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
     next = serializers.CharField(allow_null=True, help_text="the next page's `cursor`")
+
+
+class AttachmentUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="any file but a program; its type is sniffed"
+    )
+
+
+class AttachmentSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    content_type = serializers.CharField(help_text="what the bytes are, not what was claimed")
+    size = serializers.IntegerField()
+    url = serializers.CharField()
+    thumbnail_url = serializers.CharField(allow_null=True)

@@ -2,6 +2,8 @@ from django.urls import path
 
 from accounts.views import ConnectionTicketView
 from chat.api.views import (
+    AttachmentDownloadView,
+    AttachmentUploadView,
     DigestUnsubscribeView,
     DirectRoomView,
     MessageReactionsView,
@@ -53,6 +55,17 @@ urlpatterns = [
     path("rooms/<str:room_id>/access/", RoomAccessView.as_view(), name="room-access"),
     path("direct/", DirectRoomView.as_view(), name="direct-room"),
     path("search/", SearchView.as_view(), name="search"),
+    path("rooms/<uuid:room_id>/attachments/", AttachmentUploadView.as_view(), name="attachments"),
+    path(
+        "attachments/<int:attachment_id>/",
+        AttachmentDownloadView.as_view(),
+        name="attachment",
+    ),
+    path(
+        "attachments/<int:attachment_id>/thumbnail/",
+        AttachmentDownloadView.as_view(thumbnail=True),
+        name="attachment-thumbnail",
+    ),
     path("notifications/", NotificationsView.as_view(), name="notifications"),
     path("notifications/read/", NotificationsReadView.as_view(), name="notifications-read"),
     path(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.http import Http404
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +18,8 @@ from chat.api.schema import ErrorSerializer
 from chat.api.serializers import (
     EMOJI_SCHEMA,
     AccessCheckSerializer,
+    AttachmentSerializer,
+    AttachmentUploadSerializer,
     ChangesQuerySerializer,
     DirectRoomSerializer,
     HistoryQuerySerializer,
@@ -44,7 +47,7 @@ from chat.api.serializers import (
     SeenBySerializer,
 )
 from chat.api.throttling import ChatWriteThrottle
-from chat.domain import notifications, refusals, search, selectors, services
+from chat.domain import attachments, notifications, refusals, search, selectors, services
 from chat.domain.access import accessible_rooms, room_for_connection
 from chat.domain.models import Room
 from chat.protocol import Rejection
@@ -172,6 +175,7 @@ class RoomMessagesView(APIView):
             text=body.validated_data["message"],
             client_id=body.validated_data.get("client_id"),
             reply_to=body.validated_data.get("reply_to"),
+            attachments=body.validated_data.get("attachments", ()),
         )
         return Response(
             message_body(result.message, viewer=request.user),
@@ -472,6 +476,57 @@ def search_author_id(value: str | None) -> int | None:
     by_id = value.isdigit() and len(value) <= 18  # beyond: no id, and too big for a column
     found = users.filter(pk=int(value)) if by_id else users.filter(username=value)
     return next(iter(found.values_list("pk", flat=True)), 0)
+
+
+class AttachmentUploadView(APIView):
+    parser_classes = [MultiPartParser]
+    throttle_classes = [ChatWriteThrottle]
+
+    @extend_schema(
+        request={"multipart/form-data": AttachmentUploadSerializer},
+        responses={201: AttachmentSerializer},
+    )
+    def post(self, request: Request, room_id) -> Response:
+        """Upload a file (members; at most CHAT_MAX_UPLOAD_BYTES; no programs) for a message:
+        send its id in the message's `attachments`."""
+        room = room_for_request(request, room_id)
+        body = AttachmentUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        attachment = attachments.attachment_store(
+            room=room, uploader=request.user, upload=body.validated_data["file"]
+        )
+        return Response(attachments.attachment_payload(attachment), status=status.HTTP_201_CREATED)
+
+
+class AttachmentDownloadView(APIView):
+    thumbnail = False
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                description="the file: inline for images, a download for anything else"
+            )
+        }
+    )
+    def get(self, request: Request, attachment_id: int):
+        """The file, for members of its room (not once its message is deleted)."""
+        attachment = attachments.attachment_for_download(
+            attachment_id=attachment_id, user=request.user
+        )
+        stored = attachment.thumbnail if self.thumbnail else attachment.file
+        if not stored:
+            raise refusals.AttachmentNotFound()
+        image = self.thumbnail or attachment.content_type in attachments.IMAGE_TYPES
+        response = FileResponse(
+            stored.open("rb"),
+            content_type="image/jpeg" if self.thumbnail else attachment.content_type,
+            as_attachment=not image,
+            filename=attachment.name,
+        )
+        response["X-Content-Type-Options"] = "nosniff"
+        # Opened by itself, the file runs nothing and embeds nothing.
+        response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+        return response
 
 
 class RoomPresenceView(APIView):

@@ -96,6 +96,9 @@ class Message(models.Model):
     change_seq = models.BigIntegerField(default=0, editable=False)
     # Members mentioned (@username, @all, @here), resolved when the text was stored.
     mentions = models.JSONField(default=list, blank=True, editable=False)
+    # The files it carries, as stored with it (chat.domain.attachments.attachment_payload):
+    # fixed once posted; a tombstone carries none.
+    attachments = models.JSONField(default=list, blank=True, editable=False)
     client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no client_id, outside the unique constraint
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
@@ -123,6 +126,35 @@ class Message(models.Model):
     @property
     def author_username(self) -> str:
         return self.author.username
+
+
+def _attachment_path(attachment, filename: str) -> str:
+    # Never the uploader's name on disk: a random one, by room (the name is kept in `name`).
+    return f"chat/{attachment.room_id.hex}/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    """A file uploaded to a room, then carried by one message of its uploader's."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="attachments")
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_uploads"
+    )
+    message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="files"
+    )
+    file = models.FileField(upload_to=_attachment_path, max_length=200)
+    thumbnail = models.FileField(upload_to=_attachment_path, max_length=200, blank=True)
+    name = models.CharField(max_length=255)  # the original name, made safe
+    content_type = models.CharField(max_length=100)  # sniffed from the bytes
+    size = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.content_type}) in {self.room}"
 
 
 class Reaction(models.Model):

@@ -84,11 +84,13 @@ def notifications_for_message(
     for replied in (replied_to, root):
         if replied is not None:
             reasons.setdefault(replied.author_id, Notification.Kind.REPLY)
+    members = set(Membership.objects.filter(room=room).values_list("user_id", flat=True))
     if room.type == Room.Type.DIRECT:
-        for user_id in Membership.objects.filter(room=room).values_list("user_id", flat=True):
+        for user_id in members:
             reasons.setdefault(user_id, Notification.Kind.DIRECT)
     reasons.pop(message.author_id, None)
-    return _notify(message, room, reasons)
+    # Only members hear of the room: the author replied to may have left it since.
+    return _notify(message, room, {user: kind for user, kind in reasons.items() if user in members})
 
 
 def notifications_for_edit(*, message: Message, room: Room, before: Iterable[int]) -> None:
@@ -123,11 +125,22 @@ def _notify(message: Message, room: Room, reasons: dict[int, str]) -> list[Notif
 def notification_list(*, user, before: int | None = None, limit: int = 50):
     """The user's notifications, newest first, `limit` of them older than `before`; returns
     (notifications with message, author and room loaded, has_more)."""
-    rows = Notification.objects.filter(user=user).select_related("message__author", "room")
+    rows = _visible(user).select_related("message__author", "room")
     if before is not None:
         rows = rows.filter(id__lt=before)
     page = list(rows.order_by("-id")[: limit + 1])
     return page[:limit], len(page) > limit
+
+
+def _visible(user):
+    """The user's notifications of rooms they are still a member of (a member removed loses
+    them with the room: chat.domain.services.membership_remove deletes them too)."""
+    return Notification.objects.filter(user=user, room__memberships__user=user)
+
+
+def notifications_forget(*, room: Room, user) -> None:
+    """A member leaves the room: their notifications of it go (feed, digests)."""
+    Notification.objects.filter(room=room, user=user).delete()
 
 
 def notifications_read(*, user, up_to: int) -> int:
@@ -138,7 +151,7 @@ def notifications_read(*, user, up_to: int) -> int:
 
 
 def unread_notification_count(*, user) -> int:
-    return Notification.objects.filter(user=user, read_at__isnull=True).count()
+    return _visible(user).filter(read_at__isnull=True).count()
 
 
 # --- e-mail digests -------------------------------------------------------------------------
@@ -183,7 +196,10 @@ def digests_send(*, now=None, unsubscribe_url: Callable[[str], str] | None = Non
     )
     sent = 0
     for user_id in pending.values_list("user_id", flat=True).distinct().order_by("user_id"):
-        sent += _digest_send(user_id, pending, now, unsubscribe_url)
+        try:
+            sent += _digest_send(user_id, pending, now, unsubscribe_url)
+        except Exception:  # one address that fails must not stop everyone's digest
+            logger.exception("chat digest to user %s failed; tried again next run", user_id)
     return sent
 
 
@@ -193,7 +209,7 @@ def _digest_send(user_id: int, pending, now, unsubscribe_url) -> int:
         # Locked, so two digest runs at once cannot both send the same notifications.
         mine = list(
             pending.filter(user_id=user_id)
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, of=("self",))  # not the messages, rooms
             .select_related("message__author", "room")
             .order_by("id")
         )

@@ -87,6 +87,28 @@ class TooManyReactions(Refusal):
     default_detail = "this message has as many different emoji as it may; react with one of them"
 
 
+class FileTooLarge(Refusal):
+    code = "file_too_large"
+    default_detail = "this file is larger than the server accepts"
+
+
+class FileTypeNotAllowed(Refusal):
+    code = "file_type_not_allowed"
+    default_detail = "programs cannot be shared in the chat, whatever their name"
+
+
+class AttachmentNotUsable(Refusal):
+    """`attachments` names an upload that is not the author's, of another room, or sent."""
+
+    code = "invalid_frame"
+    default_detail = "'attachments' must be ids of your own uploads to this room, not yet sent"
+
+
+class AttachmentNotFound(Refusal):
+    code = "attachment_not_found"
+    default_detail = "no such file"
+
+
 class UserNotFound(Refusal):
     code = "user_not_found"
     default_detail = "no such active user"

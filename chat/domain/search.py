@@ -117,7 +117,8 @@ def _postgres_rows(query, filters, user_id, connection, offset, limit) -> list[t
         connection,
         f"""
         SELECT page.id, page.rank,
-               ts_headline('chat_search', page.text, page.query,
+               ts_headline('chat_search', translate(page.text, '{_START}{_STOP}', ''),
+                           page.query,
                            'StartSel={_START}, StopSel={_STOP}, MaxWords=30, MinWords=8,
                             MaxFragments=2, FragmentDelimiter=" … "')
         FROM (
@@ -185,6 +186,38 @@ def fts5_query(query: str) -> str | None:
     for term in excluded:
         match = f"({match}) NOT {term}"
     return match
+
+
+_SQLITE_TRIGGERS = {
+    "chat_message_fts_insert": "AFTER INSERT ON chat_message BEGIN "
+    "INSERT INTO chat_message_fts(rowid, text) VALUES (new.id, new.text); END",
+    "chat_message_fts_delete": "AFTER DELETE ON chat_message BEGIN "
+    "INSERT INTO chat_message_fts(chat_message_fts, rowid, text) "
+    "VALUES ('delete', old.id, old.text); END",
+    "chat_message_fts_update": "AFTER UPDATE OF text ON chat_message BEGIN "
+    "INSERT INTO chat_message_fts(chat_message_fts, rowid, text) "
+    "VALUES ('delete', old.id, old.text); "
+    "INSERT INTO chat_message_fts(rowid, text) VALUES (new.id, new.text); END",
+}
+
+
+def sqlite_index_ensure(connection) -> bool:
+    """SQLite: put back the FTS5 triggers a migration that rebuilds chat_message drops (SQLite
+    alters a table by copying it, triggers not included), and rebuild the index then. Run
+    after every migrate (chat.apps); True if anything had to be put back."""
+    if connection.vendor != "sqlite":
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if "chat_message_fts" not in {row[0] for row in cursor.fetchall()}:
+            return False  # before migration 0007
+        cursor.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+        missing = set(_SQLITE_TRIGGERS) - {row[0] for row in cursor.fetchall()}
+        for name in sorted(missing):
+            cursor.execute(f"CREATE TRIGGER {name} {_SQLITE_TRIGGERS[name]}")
+        if missing:
+            cursor.execute("INSERT INTO chat_message_fts(chat_message_fts) VALUES ('rebuild')")
+    return bool(missing)
 
 
 def _highlighted(snippet: str) -> str:

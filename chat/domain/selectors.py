@@ -102,6 +102,7 @@ class MessageRow(NamedTuple):
     last_reply_at: datetime | None
     change_seq: int
     mentions: list[int]
+    attachments: list[dict]
     room_id: uuid.UUID
 
     @property
@@ -303,6 +304,7 @@ _PAGE_FIELDS = (
     ("m", "last_reply_at"),
     ("m", "change_seq"),
     ("m", "mentions"),
+    ("m", "attachments"),
 )
 
 
@@ -357,6 +359,7 @@ _CHANGE_COLUMNS = (
     "last_reply_at",
     "change_seq",
     "mentions",
+    "attachments",
 )
 
 

@@ -26,6 +26,7 @@ from chat.domain.access import (
     is_member,
     is_room_admin,
 )
+from chat.domain.attachments import attachments_claim
 from chat.domain.models import (
     Membership,
     Message,
@@ -39,6 +40,7 @@ from chat.domain.notifications import (
     mentioned_user_ids,
     notifications_for_edit,
     notifications_for_message,
+    notifications_forget,
 )
 from chat.domain.ordering import room_order
 from chat.domain.selectors import reaction_summaries
@@ -82,6 +84,7 @@ def message_create(
     text: str,
     client_id: str | None = None,
     reply_to: int | None = None,
+    attachments: list[int] | tuple[int, ...] = (),
 ) -> MessageCreateResult:
     """Store a message by a member and announce it; a retry of a client_id returns the first.
 
@@ -92,7 +95,12 @@ def message_create(
     message_text_check(text)
     with room_order(room.pk):
         _member_check(room=room, user=author)  # inside the order: no removal can come between
-        plain = reply_to is None and room.type != Room.Type.DIRECT and not may_mention(text)
+        plain = (
+            reply_to is None
+            and not attachments
+            and room.type != Room.Type.DIRECT
+            and not may_mention(text)
+        )
         if client_id is None and plain:
             # One INSERT is atomic by itself, and the room's order is held: no transaction.
             message = Message.objects.create(room=room, author=author, text=text)
@@ -109,6 +117,8 @@ def message_create(
             )
             if not created:
                 return MessageCreateResult(message, created=False)
+            if attachments:
+                _attachments_carried(room, author, list(attachments), message)
             if root is not None:
                 _thread_reply_count(room=room, root=root, reply=message)
             result = _created(message, root)
@@ -142,6 +152,15 @@ def _message_create_once(
             raise
         return stored.get(room=room, author=author, client_id=client_id), False
     return message, True
+
+
+def _attachments_carried(room: Room, author, ids: list[int], message: Message) -> None:
+    if len(ids) > settings.CHAT_MAX_ATTACHMENTS_PER_MESSAGE:
+        raise refusals.AttachmentNotUsable(
+            f"a message carries at most {settings.CHAT_MAX_ATTACHMENTS_PER_MESSAGE} files"
+        )
+    message.attachments = attachments_claim(room=room, author=author, ids=ids, message=message)
+    message.save(update_fields=["attachments"])
 
 
 def _stored_retry(room: Room, author, client_id: str | None) -> Message | None:
@@ -247,8 +266,9 @@ def message_delete(*, room: Room, message_id: int, actor) -> Change:
             raise refusals.NotAllowed("only the author or a room admin can delete a message")
         _revision_add(message, actor=actor, action=MessageRevision.Action.DELETE)
         message.text, message.deleted_at, message.mentions = "", timezone.now(), []
+        message.attachments = []  # no longer served (chat.domain.attachments)
         message.change_seq = _change_seq_take(room)
-        message.save(update_fields=["text", "deleted_at", "mentions", "change_seq"])
+        message.save(update_fields=["text", "deleted_at", "mentions", "attachments", "change_seq"])
         announcement = events.announce_on_commit(events.MessageDeleted(room.pk, message))
     return Change(message, announcement)
 
@@ -426,6 +446,7 @@ def membership_remove(*, room: Room, user, by=None) -> bool:
             raise refusals.LastAdmin()
         deleted, _ = Membership.objects.filter(room=room, user=user).delete()
         if deleted:
+            notifications_forget(room=room, user=user)
             events.announce_on_commit(events.MemberRemoved(room.pk, user.pk))
     return bool(deleted)
 

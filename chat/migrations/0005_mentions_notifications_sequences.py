@@ -17,6 +17,15 @@ def copy_room_change_seqs(apps, schema_editor):
     )
 
 
+def copy_room_change_seqs_back(apps, schema_editor):
+    """Migrating back to 0004: the counters go back on the rooms' rows, never lost (a counter
+    that restarted would reuse numbers clients have seen)."""
+    Room = apps.get_model("chat", "Room")
+    RoomSequence = apps.get_model("chat", "RoomSequence")
+    for room_id, change_seq in RoomSequence.objects.values_list("room_id", "change_seq"):
+        Room.objects.filter(pk=room_id).update(change_seq=change_seq)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -32,7 +41,7 @@ class Migration(migrations.Migration):
                 ('change_seq', models.BigIntegerField(default=0)),
             ],
         ),
-        migrations.RunPython(copy_room_change_seqs, migrations.RunPython.noop),
+        migrations.RunPython(copy_room_change_seqs, copy_room_change_seqs_back),
         migrations.RemoveField(
             model_name='room',
             name='change_seq',

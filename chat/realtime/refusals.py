@@ -21,6 +21,10 @@ WEBSOCKET_REFUSALS: dict[type[refusals.Refusal], FrameError | Rejection] = {
     refusals.ReplyNotInRoom: FrameError.INVALID_FRAME,
     refusals.InvalidEmoji: FrameError.INVALID_EMOJI,
     refusals.TooManyReactions: FrameError.TOO_MANY_REACTIONS,
+    refusals.FileTooLarge: FrameError.FILE_TOO_LARGE,
+    refusals.FileTypeNotAllowed: FrameError.FILE_TYPE_NOT_ALLOWED,
+    refusals.AttachmentNotUsable: FrameError.INVALID_FRAME,
+    refusals.AttachmentNotFound: FrameError.ATTACHMENT_NOT_FOUND,
     refusals.UserNotFound: FrameError.USER_NOT_FOUND,
     refusals.InvalidRequest: FrameError.INVALID_REQUEST,
 }

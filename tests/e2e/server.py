@@ -107,6 +107,7 @@ def server_env(tmp_dir: Path, **overrides: str) -> dict:
         DJANGO_SETTINGS_MODULE="crm_backend.settings",
         DJANGO_DEBUG="true",
         DATABASE_URL=f"sqlite:///{tmp_dir / 'db.sqlite3'}",
+        CHAT_MEDIA_ROOT=str(tmp_dir / "media"),
         DEMO_PASSWORD=DEMO_PASSWORD,
         CHAT_LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",

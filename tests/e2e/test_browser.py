@@ -602,3 +602,33 @@ def test_search_finds_a_message_of_the_users_rooms_with_the_match_marked(pair):
     expect(hit.locator("mark")).to_have_text(word)
     expect(hit.locator("b")).to_have_count(0)  # the message's own markup stays text
     expect(hit.locator(".hit-snippet")).to_contain_text("<b>revisar</b>")
+
+
+def test_an_image_attachment_is_uploaded_sent_previewed_and_downloaded(pair, tmp_path):
+    import io
+
+    from PIL import Image
+
+    admin, maria = pair.admin, pair.maria
+    open_room(admin, VENDAS)
+    open_room(maria, VENDAS)
+    picture = tmp_path / "vitrine.png"
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (20, 120, 200)).save(out, format="PNG")
+    picture.write_bytes(out.getvalue())
+
+    admin.set_input_files("#file-input", str(picture))
+    expect(admin.locator("#pending-files")).to_have_text("Anexos: vitrine.png", timeout=TIMEOUT_MS)
+    text = unique("foto da vitrine")
+    send(admin, text)
+
+    received = messages_with(maria, text)
+    expect(received.locator(".files a.download")).to_have_text("⬇ vitrine.png", timeout=TIMEOUT_MS)
+    preview = received.locator(".files img")
+    expect(preview).to_have_attribute("src", re.compile(r"^blob:"), timeout=TIMEOUT_MS)
+    assert maria.evaluate("(img) => img.naturalWidth", preview.element_handle()) == 320
+    with maria.expect_download() as download:
+        received.locator(".files a.download").click()
+    assert download.value.suggested_filename == "vitrine.png"
+    assert open(download.value.path(), "rb").read() == picture.read_bytes()
+    expect(admin.locator("#pending-files")).to_have_text("")

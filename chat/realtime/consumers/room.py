@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
@@ -152,6 +151,7 @@ class ChatConsumer(BaseChatConsumer):
                 text=frame.message,
                 client_id=frame.client_id,
                 reply_to=frame.reply_to,
+                attachments=frame.attachments,
             )
         except Refusal as refusal:
             return await self.refused(refusal)
@@ -209,9 +209,20 @@ class ChatConsumer(BaseChatConsumer):
     async def read_flushed(self) -> None:
         self.read_flush = None
         message_id, self.read_pending = self.read_pending, None
-        if message_id is not None and not self.closing:
-            self.read_at = time.monotonic()
-            await self.read_store(message_id)
+        if message_id is None:
+            return
+        self.read_at = time.monotonic()
+        if self.closing:  # closed by the server meanwhile: the read is still the member's
+            return await self.read_store_quietly(message_id)
+        await self.read_store(message_id)
+
+    async def read_store_quietly(self, message_id: int) -> None:
+        try:
+            await room_database(self.room.pk)(read_marker_set)(
+                room=self.room, user=self.user, message_id=message_id
+            )
+        except Exception:  # the socket is gone: log it, nobody is left to tell
+            logger.warning("read marker of a closed socket not stored", exc_info=True)
 
     async def read_store(self, message_id: int) -> None:
         await self.change_room(
@@ -393,10 +404,7 @@ class ChatConsumer(BaseChatConsumer):
             self.read_flush = None
             pending, self.read_pending = self.read_pending, None
             if pending is not None:
-                with contextlib.suppress(Exception):
-                    await room_database(self.room.pk)(read_marker_set)(
-                        room=self.room, user=self.user, message_id=pending
-                    )
+                await self.read_store_quietly(pending)
         user_group = getattr(self, "user_group", None)
         if user_group is not None:
             self.user_group = None
