@@ -242,3 +242,25 @@ def test_mentions_cannot_reach_users_outside_the_room(room, alice, outsider):
 
     assert not Notification.objects.filter(user=outsider).exists()
     assert api(outsider).get("/api/chat/notifications/").json()["unread_count"] == 0
+
+
+async def test_a_notification_reaches_only_its_users_sockets_in_a_shared_shard(
+    room, alice, bob, carla, monkeypatch
+):
+    """Users share a group per shard (chat.realtime.delivery.USER_SHARDS): with one shard,
+    every socket hears the shard's events, and only the notified user's sockets show them."""
+    from chat.realtime import delivery
+
+    monkeypatch.setattr(delivery, "USER_SHARDS", 1)
+    elsewhere = await Room.objects.acreate(name="Outra sala")
+    for user in (bob, carla):
+        await Membership.objects.acreate(room=elsewhere, user=user)
+    bobs = await joined(room_path(elsewhere), token=access_token(bob))
+    carlas = await joined(room_path(elsewhere), token=access_token(carla))
+
+    await rest(alice, "post", f"/api/chat/rooms/{room.pk}/messages/", {"message": "@bob"})
+
+    assert (await bobs.receive_json_from())["type"] == "notification"
+    assert await carlas.receive_nothing(QUIET)
+    for socket in (bobs, carlas):
+        await socket.disconnect()

@@ -32,9 +32,19 @@ def room_group_name(room_id: uuid.UUID) -> str:
     return f"chat.room.{room_id.hex}"
 
 
+USER_SHARDS = 64
+
+
 def user_group_name(user_id: int) -> str:
-    """Every socket of one user, whatever room it is in (notifications)."""
-    return f"chat.user.{int(user_id)}"
+    """The group every socket of a user joins, whatever room it is in (notifications): one of
+    USER_SHARDS, so a process holds at most that many subscriptions for its users however many
+    are connected (one per user cost each socket a subscription and a reader task)."""
+    return f"chat.users.{int(user_id) % USER_SHARDS}"
+
+
+def user_event(user_id: int, frame: str) -> dict:
+    """A frame for the sockets of one user in its shard's group (the others pass it over)."""
+    return {"type": "chat.user_frame", "user_id": int(user_id), "frame": frame}
 
 
 def broadcast_event(frame: str) -> dict:
@@ -126,9 +136,11 @@ def deliveries(event: events.RoomEvent) -> list[tuple[str, dict]]:
     each notified user's group."""
     if isinstance(event, events.NotificationsCreated):
         return [
-            (user_group_name(notification.user_id), broadcast_event(notification_frame))
+            (
+                user_group_name(notification.user_id),
+                user_event(notification.user_id, protocol.notification_frame(notification)),
+            )
             for notification in event.notifications
-            for notification_frame in [protocol.notification_frame(notification)]
         ]
     return [(room_group_name(event.room_id), layer_event(event))]
 

@@ -287,7 +287,17 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await self.close(code=int(Rejection.INTERNAL_ERROR.close_code))
 
-    room_event_handlers = {"chat.broadcast": chat_broadcast, "chat.personal": chat_personal}
+    async def chat_user_frame(self, event):
+        """A frame for one user's sockets (notifications), through their shard's group."""
+        if self.closing or event["user_id"] != getattr(self.user, "pk", None):
+            return
+        await self.write_room_frame(event, event["frame"])
+
+    room_event_handlers = {
+        "chat.broadcast": chat_broadcast,
+        "chat.personal": chat_personal,
+        "chat.user_frame": chat_user_frame,
+    }
 
     async def layer_overflow(self, event):
         """This socket fell behind (fanout, chat.adapters.backpressure): close it, never drop."""
