@@ -128,7 +128,7 @@ def fill(rooms, author, count: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO chat_message (room_id, author_id, text, created_at, reply_count, "
-            "change_seq, mentions) "
+            "change_seq, mentions, attachments) "
             "SELECT (%s::uuid[])[1 + g %% %s], %s, "
             "(SELECT string_agg((%s::text[])[floor(pow(%s, random()))::int], ' ') "
             " FROM generate_series(1, 6 + (g %% 7))), "

@@ -68,9 +68,10 @@ def fill_history(room: Room, author, count: int) -> dict:
         with transaction.atomic(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(
-                    f"INSERT INTO {table} (room_id, author_id, text, client_id, created_at) "
+                    f"INSERT INTO {table} (room_id, author_id, text, client_id, created_at, "
+                    "reply_count, change_seq, mentions, attachments) "
                     "SELECT %s, %s, 'history message ' || g, NULL, "
-                    "now() - make_interval(secs => %s - g) "
+                    "now() - make_interval(secs => %s - g), 0, 0, '[]', '[]' "
                     "FROM generate_series(1, %s) AS g",
                     [room_value, author.pk, todo, todo],
                 )
@@ -78,9 +79,11 @@ def fill_history(room: Room, author, count: int) -> dict:
                 cursor.execute(
                     f"WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g "
                     f"WHERE x < %s) INSERT INTO {table} "
-                    "(room_id, author_id, text, client_id, created_at) "
+                    "(room_id, author_id, text, client_id, created_at, "
+                    "reply_count, change_seq, mentions, attachments) "
                     "SELECT %s, %s, 'history message ' || x, NULL, "
-                    "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || (%s - x) || ' seconds') "
+                    "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || (%s - x) || ' seconds'), "
+                    "0, 0, '[]', '[]' "
                     "FROM g",
                     [todo, room_value, author.pk, todo],
                 )
