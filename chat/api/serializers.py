@@ -136,36 +136,38 @@ class RoomDetailSerializer(RoomSerializer):
         fields = [*RoomSerializer.Meta.fields, "members"]
 
 
+class PageLimitField(serializers.IntegerField):
+    """A page size, as every paged endpoint takes it: at least 1, capped at
+    CHAT_HISTORY_MAX_LIMIT (a larger one is not an error)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("default", settings.CHAT_HISTORY_DEFAULT_LIMIT)
+        kwargs.setdefault(
+            "help_text",
+            f"page size; larger values are capped at {settings.CHAT_HISTORY_MAX_LIMIT}",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> int:
+        return min(super().to_internal_value(data), settings.CHAT_HISTORY_MAX_LIMIT)
+
+
 class HistoryQuerySerializer(serializers.Serializer):
     before = serializers.IntegerField(required=False, min_value=1)
     after = serializers.IntegerField(required=False, min_value=0)
     thread = serializers.IntegerField(
         required=False, min_value=1, help_text="a thread's root: page its replies only"
     )
-    limit = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        default=settings.CHAT_HISTORY_DEFAULT_LIMIT,
-        help_text=f"page size; larger values are capped at {settings.CHAT_HISTORY_MAX_LIMIT}",
-    )
-
-    def validate_limit(self, value: int) -> int:
-        return min(value, settings.CHAT_HISTORY_MAX_LIMIT)
+    limit = PageLimitField()
 
 
 class ChangesQuerySerializer(serializers.Serializer):
     after = serializers.IntegerField(
         min_value=0, help_text="the last change_seq seen (0: every change)"
     )
-    limit = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        default=settings.CHAT_HISTORY_DEFAULT_LIMIT,
-        help_text=f"page size; larger values are capped at {settings.CHAT_HISTORY_MAX_LIMIT}",
-    )
-
-    def validate_limit(self, value: int) -> int:
-        return min(value, settings.CHAT_HISTORY_MAX_LIMIT)
+    limit = PageLimitField()
 
 
 EMOJI_SCHEMA = {
@@ -329,15 +331,7 @@ class NotificationPageSerializer(serializers.Serializer):
 
 class NotificationQuerySerializer(serializers.Serializer):
     before = serializers.IntegerField(required=False, min_value=1)
-    limit = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        default=settings.CHAT_HISTORY_DEFAULT_LIMIT,
-        help_text=f"page size; larger values are capped at {settings.CHAT_HISTORY_MAX_LIMIT}",
-    )
-
-    def validate_limit(self, value: int) -> int:
-        return min(value, settings.CHAT_HISTORY_MAX_LIMIT)
+    limit = PageLimitField()
 
 
 class NotificationsReadSerializer(serializers.Serializer):

@@ -67,7 +67,7 @@ def room_for_request(request: Request, room_id) -> Room:
 
 def message_body(message, *, viewer) -> dict:
     """A stored message as the viewer sees it (its reactions with `me`)."""
-    reactions = selectors.reaction_summaries(message_ids=[message.pk]) if message.change_seq else {}
+    reactions = selectors.reactions_of([message])
     return protocol.message_payload(
         message, reactions=reactions.get(message.pk, ()), viewer_id=viewer.pk
     )
@@ -76,8 +76,7 @@ def message_body(message, *, viewer) -> dict:
 def last_messages_context(rooms: list, *, viewer) -> dict:
     """What RoomSerializer shows as each room's last message, reactions included."""
     last = selectors.last_messages(rooms=rooms)
-    changed = [message.pk for message in last.values() if message.change_seq]
-    reactions = selectors.reaction_summaries(message_ids=changed) if changed else {}
+    reactions = selectors.reactions_of(last.values())
     return {"last_messages": last, "last_reactions": reactions, "viewer_id": viewer.pk}
 
 

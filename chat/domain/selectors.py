@@ -145,12 +145,16 @@ def reaction_summaries(*, message_ids: list[int]) -> dict[int, list[ReactionSumm
     }
 
 
+def reactions_of(messages) -> dict[int, list[ReactionSummary]]:
+    """`reaction_summaries` of messages (models or MessageRows), asked only for those that
+    changed: each reaction takes a change number, so messages never changed, most of them,
+    cost no query."""
+    changed = [message.id for message in messages if message.change_seq]
+    return reaction_summaries(message_ids=changed) if changed else {}
+
+
 def _with_reactions(rows: list[MessageRow], *, has_more: bool) -> MessagePage:
-    # Only a message that changed can have reactions (each reaction takes a change number):
-    # a page of messages never changed, the usual page, costs no second query.
-    changed = [row.id for row in rows if row.change_seq]
-    reactions = reaction_summaries(message_ids=changed) if changed else {}
-    return MessagePage(rows, has_more=has_more, reactions=reactions)
+    return MessagePage(rows, has_more=has_more, reactions=reactions_of(rows))
 
 
 def message_list(

@@ -13,7 +13,7 @@ from django.db import DatabaseError
 from chat import protocol
 from chat.domain.access import AccessLost
 from chat.domain.refusals import Refusal
-from chat.domain.selectors import member_change_list, message_list, reaction_summaries
+from chat.domain.selectors import member_change_list, message_list, reactions_of
 from chat.domain.services import (
     message_create,
     message_delete,
@@ -439,7 +439,7 @@ class ChatConsumer(BaseChatConsumer):
 
 
 def _stored_message_frame(message, user) -> str:
-    reactions = reaction_summaries(message_ids=[message.pk]) if message.change_seq else {}
+    reactions = reactions_of([message])
     payload = protocol.message_payload(
         message, reactions=reactions.get(message.pk, ()), viewer_id=user.pk
     )
