@@ -368,3 +368,45 @@ async def test_cluster_reactions_and_replies_cross_processes_each_told_its_own(c
     assert recovered["change_seq"] == summary["change_seq"]
     await admin_on_a.close()
     await maria_on_b.close()
+
+
+async def test_cluster_notifications_reach_the_users_sockets_on_every_process(cluster):
+    """A mention written on A reaches the mentioned user's sockets on A and on B, in rooms other
+    than the one mentioned in; `@here` counts a member online on B; the feed agrees on both."""
+    a, b = cluster
+    team = Team(a, "admin", "maria", "joao")
+    room = team.new_room(a, "admin", "maria", "joao")
+    elsewhere_a = team.new_room(a, "admin", "maria")
+    elsewhere_b = team.new_room(b, "admin", "maria")
+    maria_on_a = await connect(a, elsewhere_a, team.token["maria"])
+    maria_on_b = await connect(b, elsewhere_b, team.token["maria"])
+    maria_in_room_on_b = await connect(b, room, team.token["maria"])
+    admin_on_a = await connect(a, room, team.token["admin"])
+
+    await admin_on_a.send_message("@maria pode revisar?")
+    assert (await next_frame_of(admin_on_a, "chat.message"))["mentions"] == [team.id["maria"]]
+    for socket in (maria_on_a, maria_on_b, maria_in_room_on_b):
+        frame = await next_frame_of(socket, "notification")
+        assert frame["notification"]["kind"] == "mention"
+        assert frame["notification"]["room"]["id"] == room
+        assert frame["notification"]["message"]["message"] == "@maria pode revisar?"
+    await assert_silent(admin_on_a, "notification")
+
+    await admin_on_a.send_message("@here reunião agora")
+    stored = await next_frame_of(admin_on_a, "chat.message")
+    assert stored["mentions"] == [team.id["maria"]], "joao has no socket open anywhere"
+    assert (await next_frame_of(maria_on_b, "notification"))["notification"]["message"]["id"] == (
+        stored["id"]
+    )
+
+    for server in (a, b):
+        status, feed = call(server, "GET", "/api/chat/notifications/", team.token["maria"])
+        assert status == 200, feed
+        assert [n["message"]["message"] for n in feed["results"][:2]] == [
+            "@here reunião agora",
+            "@maria pode revisar?",
+        ]
+        status, feed = call(server, "GET", "/api/chat/notifications/", team.token["joao"])
+        assert status == 200 and not [n for n in feed["results"] if n["room"]["id"] == room]
+    for socket in (maria_on_a, maria_on_b, maria_in_room_on_b, admin_on_a):
+        await socket.close()
