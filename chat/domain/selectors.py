@@ -129,20 +129,25 @@ class MessagePage:
 
 def reaction_summaries(*, message_ids: list[int]) -> dict[int, list[ReactionSummary]]:
     """The reactions of each message that has some, each emoji in the order it was first used."""
-    by_message: dict[int, dict[str, set[int]]] = {}
+    by_message: dict[int, list[tuple[str, int]]] = {}
     rows = (
         Reaction.objects.filter(message_id__in=message_ids)
         .order_by("id")
         .values_list("message_id", "emoji", "user_id")
     )
     for message_id, emoji, user_id in rows:
-        by_message.setdefault(message_id, {}).setdefault(emoji, set()).add(user_id)
-    return {
-        message_id: [
-            ReactionSummary(emoji, len(users), frozenset(users)) for emoji, users in emojis.items()
-        ]
-        for message_id, emojis in by_message.items()
-    }
+        by_message.setdefault(message_id, []).append((emoji, user_id))
+    return {message_id: summaries_of_rows(pairs) for message_id, pairs in by_message.items()}
+
+
+def summaries_of_rows(rows: list[tuple[str, int]]) -> list[ReactionSummary]:
+    """One message's reactions from its (emoji, user id) rows, oldest first."""
+    users_of: dict[str, set[int]] = {}
+    for emoji, user_id in rows:
+        users_of.setdefault(emoji, set()).add(user_id)
+    return [
+        ReactionSummary(emoji, len(users), frozenset(users)) for emoji, users in users_of.items()
+    ]
 
 
 def reactions_of(messages) -> dict[int, list[ReactionSummary]]:

@@ -15,10 +15,9 @@ import emoji as emoji_data
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
-from chat.domain import events, refusals
+from chat.domain import events, refusals, statements
 from chat.domain.access import (
     accessible_rooms,
     can_delete_message,
@@ -31,9 +30,7 @@ from chat.domain.models import (
     Membership,
     Message,
     MessageRevision,
-    Reaction,
     Room,
-    RoomSequence,
 )
 from chat.domain.notifications import (
     may_mention,
@@ -43,7 +40,7 @@ from chat.domain.notifications import (
     notifications_forget,
 )
 from chat.domain.ordering import room_order
-from chat.domain.selectors import reaction_summaries
+from chat.domain.selectors import summaries_of_rows
 
 DIRECT_ROOMS_ONLY_FROM_DIRECT = (
     "direct rooms are opened with POST /api/chat/direct/ {user_id}; create a group instead"
@@ -204,11 +201,7 @@ def _thread_reply_count(*, room: Room, root: Message, reply: Message) -> None:
 def _change_seq_take(room: Room) -> int:
     """The room's next change number, for a change of a stored message: taken inside the room's
     order and the change's transaction, so numbers commit in increasing order, as ids do."""
-    sequence = RoomSequence.objects.filter(room_id=room.pk)
-    if not sequence.update(change_seq=F("change_seq") + 1):
-        RoomSequence.objects.create(room_id=room.pk, change_seq=1)  # the room's first change
-        return 1
-    return sequence.values_list("change_seq", flat=True).get()
+    return statements.change_seq_take(room_id=room.pk)
 
 
 def _member_check(*, room: Room, user) -> None:
@@ -306,29 +299,34 @@ def emoji_check(emoji: object) -> str:
 
 
 def _reactions_change(room: Room, message_id: int, user, emoji: str, *, add: bool) -> Change:
+    # In SQL statements (chat.domain.statements): through the ORM this cost three messages.
     emoji = emoji_check(emoji)
+    mine = {"message_id": message_id, "user_id": user.pk, "emoji": emoji}
     with room_order(room.pk), transaction.atomic():
         _member_check(room=room, user=user)
-        message = _message_for_change(room=room, message_id=message_id)
-        mine = {"message": message, "user": user, "emoji": emoji}
+        if not statements.message_lock(room_id=room.pk, message_id=message_id):
+            raise refusals.MessageNotFound()
+        rows = statements.reaction_rows(message_id=message_id)
+        if ((emoji, user.pk) in rows) == add:  # there already, or not there to remove
+            return Change(summaries_of_rows(rows), None)
         if add:
-            _distinct_emoji_check(message, emoji)
-            changed = Reaction.objects.get_or_create(**mine)[1]
+            _distinct_emoji_check(rows, emoji)
+            statements.reaction_insert(**mine)
+            rows.append((emoji, user.pk))  # the newest: summaries keep first-use order
         else:
-            changed = Reaction.objects.filter(**mine).delete()[0] > 0
-        reactions = reaction_summaries(message_ids=[message.pk]).get(message.pk, [])
-        if not changed:
-            return Change(reactions, None)
-        message.change_seq = _change_seq_take(room)
-        message.save(update_fields=["change_seq"])
+            statements.reaction_delete(**mine)
+            rows.remove((emoji, user.pk))
+        change_seq = _change_seq_take(room)
+        statements.message_change_seq_set(message_id=message_id, change_seq=change_seq)
+        reactions = summaries_of_rows(rows)
         announcement = events.announce_on_commit(
-            events.ReactionsChanged(room.pk, message.pk, message.change_seq, tuple(reactions))
+            events.ReactionsChanged(room.pk, message_id, change_seq, tuple(reactions))
         )
     return Change(reactions, announcement)
 
 
-def _distinct_emoji_check(message: Message, emoji: str) -> None:
-    used = set(Reaction.objects.filter(message=message).values_list("emoji", flat=True))
+def _distinct_emoji_check(rows: list[tuple[str, int]], emoji: str) -> None:
+    used = {used_emoji for used_emoji, _ in rows}
     limit = settings.CHAT_MAX_EMOJI_PER_MESSAGE
     if emoji not in used and len(used) >= limit:
         raise refusals.TooManyReactions(f"a message takes at most {limit} different emoji")
@@ -338,18 +336,16 @@ def read_marker_set(*, room: Room, user, message_id: int) -> Change:
     """Move the user's read marker forward to `message_id`; the Change's value is the marker
     now stored. Only a marker that moves is written and announced: repeating a `read` costs
     one read."""
-    if not Message.objects.filter(room=room, pk=message_id).exists():
-        raise refusals.MessageNotFound()
     with room_order(room.pk):
-        moved = Membership.objects.filter(
-            room=room, user=user, last_read_message_id__lt=message_id
-        ).update(last_read_message_id=message_id)
+        moved = statements.read_marker_move(room_id=room.pk, user_id=user.pk, message_id=message_id)
         if moved:
-            shared = Room.objects.filter(pk=room.pk).values_list("seen_by", flat=True).get()
+            shared = statements.room_seen_by(room_id=room.pk)
             announcement = events.announce_on_commit(
                 events.ReadMarkerMoved(room.pk, user.pk, user.username, message_id, shared)
             )
             return Change(message_id, announcement)
+    if not Message.objects.filter(room=room, pk=message_id).exists():
+        raise refusals.MessageNotFound()
     marker = (
         Membership.objects.filter(room=room, user=user)
         .values_list("last_read_message_id", flat=True)
