@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import scenarios
+from bench import mixed, scenarios
 from bench.loadgen import Tally
 from bench.profile_summary import as_text, summarize
 from bench.report import markdown
@@ -137,6 +137,8 @@ def plan(args) -> list[Phase]:
                 items = []
                 if "s1" in s and db == first_db:
                     items += [("s1", variant) for variant in args.s1_variants]
+                if "s6" in s and db == first_db:
+                    items.append(("s6", "product"))
                 if "s2" in s and layer == first_layer:
                     items.append(("s2", "product"))
                     if db == first_db:
@@ -474,6 +476,8 @@ async def run_phase(
                 coro = asyncio.to_thread(scenarios.s4_history, ctx)
             elif name == "s5":
                 coro = scenarios.s5_store(ctx)
+            elif name == "s6":
+                coro = mixed.s6_mixed(ctx)
             else:
                 raise ValueError(name)
             results[key] = await asyncio.wait_for(coro, SCENARIO_TIMEOUT)
@@ -510,6 +514,10 @@ def _brief(name: str, r: dict) -> str:
     if name == "s4":
         return "; ".join(
             f"{k}: latest p99 {v['latest']['p99_ms']} ms" for k, v in r["rooms"].items()
+        )
+    if name == "s6":
+        return f"lost {sum(p['lost'] for p in r['phases'].values())}, cost vs message " + str(
+            r["cost_vs_message"]
         )
     if name == "s5":
         return (
