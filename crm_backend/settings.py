@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from accounts.client_address import trusted_proxies
 from crm_backend.csp import add_static_headers
+from crm_backend.file_storage import storages_from_env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -328,8 +329,10 @@ CHAT_READ_COALESCE_SECONDS = env.float("CHAT_READ_COALESCE_SECONDS", default=1.0
 # Search (GET /api/chat/search/): PostgreSQL's text search configuration the messages are
 # indexed with, read when the search migration runs (with unaccent on top).
 CHAT_SEARCH_LANGUAGE = env.str("CHAT_SEARCH_LANGUAGE", default="portuguese")
-# Attachments: stored through Django's storage API (FileSystemStorage under MEDIA_ROOT).
+# Attachments: stored through Django's storage API, FileSystemStorage under MEDIA_ROOT unless
+# CHAT_S3_BUCKET names a bucket (S3 or S3-compatible; crm_backend/file_storage.py).
 MEDIA_ROOT = env.path("CHAT_MEDIA_ROOT", default=BASE_DIR / "media")
+STORAGES = storages_from_env(env)
 CHAT_MAX_UPLOAD_BYTES = env.int("CHAT_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
 CHAT_MAX_ATTACHMENTS_PER_MESSAGE = env.int("CHAT_MAX_ATTACHMENTS_PER_MESSAGE", default=10)
 # Uploads no message carries, and files of deleted messages, go after this (purge_chat_uploads).
