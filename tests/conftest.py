@@ -3,6 +3,7 @@ from channels.layers import channel_layers
 
 from chat.realtime import ratelimit
 from tests.factories import make_room, make_user
+from tests.s3_server import Bucket, start_s3_server
 
 
 @pytest.fixture(autouse=True)
@@ -23,6 +24,22 @@ def reads_not_coalesced(settings):
 def media_in_a_temporary_folder(settings, tmp_path):
     """Uploads of a test go to a folder of its own, removed with it."""
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """One S3-compatible HTTP server (moto_server) for the run; each test takes a bucket."""
+    server = start_s3_server(tmp_path_factory.mktemp("s3") / "moto_server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(settings, s3_server) -> Bucket:
+    """Attachments of the test go to a fresh bucket of the S3 test server."""
+    bucket = Bucket.create(s3_server)
+    settings.STORAGES = bucket.storages()
+    return bucket
 
 
 @pytest.fixture

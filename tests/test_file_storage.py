@@ -8,9 +8,17 @@ import subprocess
 import sys
 
 from tests.e2e.server import PROJECT_DIR
+from tests.s3_server import PREFIX, Bucket
 
 PRINT_STORAGES = (
     "import json; from django.conf import settings; print(json.dumps(settings.STORAGES))"
+)
+# Saves through Django's default storage, as an upload does, and says under which name.
+SAVE_A_FILE = (
+    "import django; django.setup(); "
+    "from django.core.files.base import ContentFile; "
+    "from django.core.files.storage import default_storage; "
+    "print(default_storage.save('chat/room/file', ContentFile(b'conteudo')))"
 )
 
 
@@ -88,3 +96,18 @@ def test_a_half_made_s3_configuration_stops_start_up():
     assert "CHAT_S3_ACCESS_KEY_ID and CHAT_S3_SECRET_ACCESS_KEY go together" in half.stderr
     assert "AKID" not in half.stderr, "the error names the settings, never their values"
     assert style.returncode != 0 and "CHAT_S3_ADDRESSING_STYLE must be one of" in style.stderr
+
+
+def test_a_process_configured_by_the_environment_stores_in_the_bucket(s3_server):
+    bucket = Bucket.create(s3_server)
+    env = bucket.env()  # CHAT_S3_BUCKET, _PREFIX, _ENDPOINT_URL, _REGION and the keys
+
+    saved = python_with_env(SAVE_A_FILE, **env)
+
+    assert saved.returncode == 0, saved.stderr
+    assert saved.stdout.strip() == "chat/room/file"
+    assert bucket.keys() == [f"{PREFIX}/chat/room/file"]
+    assert bucket.read(f"{PREFIX}/chat/room/file") == b"conteudo"
+    again = python_with_env(SAVE_A_FILE, **env)
+    assert again.stdout.strip() != "chat/room/file", "a taken name is never overwritten"
+    assert len(bucket.keys()) == 2
