@@ -4,7 +4,9 @@ carried by a message, served to members only, purged when orphaned."""
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -22,6 +24,34 @@ from tests.ws import joined, room_path
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
+PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n" + bytes(range(256)) + b"\n%%EOF\n"
+
+
+@dataclass
+class Folder:
+    """FileSystemStorage's files seen from outside Django, as tests.s3_server.Bucket sees its
+    objects: the same questions asked of both storages."""
+
+    root: Path
+
+    def key(self, name: str) -> str:
+        return name
+
+    def keys(self) -> list[str]:
+        found = self.root.rglob("*") if self.root.exists() else ()
+        return sorted(path.relative_to(self.root).as_posix() for path in found if path.is_file())
+
+    def read(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def storage(request, settings):
+    """Tests taking it run on both storages: files under MEDIA_ROOT, and objects in a bucket of
+    the S3-compatible test server (tests/s3_server.py)."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_bucket")
+    return Folder(Path(settings.MEDIA_ROOT))
 
 
 def png(width: int = 800, height: int = 600) -> bytes:
@@ -38,8 +68,9 @@ def upload(user, room, content: bytes, name: str = "file.bin", claimed: str = "t
     )
 
 
-def test_an_upload_is_stored_under_its_sniffed_type_with_a_safe_name(room, bob):
-    response = upload(bob, room, png(), name="../../etc/foto<x>.png.txt", claimed="text/plain")
+def test_an_upload_is_stored_under_its_sniffed_type_with_a_safe_name(room, bob, storage):
+    picture = png()
+    response = upload(bob, room, picture, name="../../etc/foto<x>.png.txt", claimed="text/plain")
 
     assert response.status_code == 201, response.content
     body = response.json()
@@ -49,6 +80,23 @@ def test_an_upload_is_stored_under_its_sniffed_type_with_a_safe_name(room, bob):
     assert body["thumbnail_url"] == f"/api/chat/attachments/{body['id']}/thumbnail/"
     stored = Attachment.objects.get(pk=body["id"])
     assert "etc" not in stored.file.name and "foto" not in stored.file.name
+    file, thumbnail = storage.key(stored.file.name), storage.key(stored.thumbnail.name)
+    assert storage.keys() == sorted([file, thumbnail])
+    assert file.startswith(storage.key(f"chat/{room.pk.hex}/")), "under the prefix, by room"
+    assert storage.read(file) == picture
+
+
+def test_a_pdf_is_stored_as_uploaded_without_a_thumbnail(room, bob, storage):
+    response = upload(bob, room, PDF, name="C:\\docs\\Relatório <final>.pdf", claimed="image/png")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["name"], body["content_type"]) == ("Relatório final.pdf", "application/pdf")
+    assert body["thumbnail_url"] is None
+    stored = Attachment.objects.get(pk=body["id"])
+    assert storage.keys() == [storage.key(stored.file.name)]
+    assert "Relat" not in stored.file.name
+    assert storage.read(storage.key(stored.file.name)) == PDF
 
 
 @pytest.mark.parametrize(
@@ -110,8 +158,9 @@ def test_non_members_can_neither_upload_nor_download(room, alice, bob, outsider)
     assert api(alice).get(mine["url"]).status_code == 200
 
 
-def test_a_message_carries_its_uploads_and_members_download_them(room, alice, bob):
-    image, text = upload(bob, room, png()).json(), upload(bob, room, b"notas").json()
+def test_a_message_carries_its_uploads_and_members_download_them(room, alice, bob, storage):
+    picture = png()
+    image, text = upload(bob, room, picture).json(), upload(bob, room, b"notas").json()
 
     posted = api(bob).post(
         f"/api/chat/rooms/{room.pk}/messages/",
@@ -127,6 +176,7 @@ def test_a_message_carries_its_uploads_and_members_download_them(room, alice, bo
     saved = api(alice).get(text["url"])
     assert shown["Content-Type"] == "image/png" and shown["X-Content-Type-Options"] == "nosniff"
     assert "attachment" not in shown.get("Content-Disposition", "")
+    assert b"".join(shown.streaming_content) == picture
     assert saved["Content-Disposition"].startswith("attachment")
     assert b"".join(saved.streaming_content) == b"notas"
     thumb = api(alice).get(image["thumbnail_url"])
@@ -174,8 +224,9 @@ def test_an_unsent_upload_is_its_uploaders_only(room, alice, bob):
     assert api(alice).get(mine["url"]).status_code == 404
 
 
-def test_a_deleted_messages_files_are_no_longer_served_and_are_purged(room, alice, bob):
-    kept, gone, orphan = (upload(bob, room, text).json() for text in (b"a", b"b", b"c"))
+def test_a_deleted_messages_files_are_no_longer_served_and_are_purged(room, alice, bob, storage):
+    kept, gone = upload(bob, room, b"a").json(), upload(bob, room, b"b").json()
+    orphan = upload(bob, room, png()).json()  # with a thumbnail, purged with it
     services.message_create(room=room, author=bob, text="fica", attachments=[kept["id"]])
     doomed = services.message_create(
         room=room, author=bob, text="sai", attachments=[gone["id"]]
@@ -187,14 +238,42 @@ def test_a_deleted_messages_files_are_no_longer_served_and_are_purged(room, alic
 
     assert api(alice).get(gone["url"]).status_code == 404
     assert Message.objects.get(pk=doomed.pk).attachments == []
-    files = {a.pk: a.file.path for a in Attachment.objects.all()}
+    assert len(storage.keys()) == 4, "three files and a thumbnail"
     call_command("purge_chat_uploads", stdout=io.StringIO())
 
     assert list(Attachment.objects.values_list("pk", flat=True)) == [kept["id"]]
-    import os
+    assert storage.keys() == [storage.key(Attachment.objects.get().file.name)]
+    assert b"".join(api(alice).get(kept["url"]).streaming_content) == b"a"
 
-    assert os.path.exists(files[kept["id"]])
-    assert not os.path.exists(files[gone["id"]]) and not os.path.exists(files[orphan["id"]])
+
+def downloaded(user, url: str) -> tuple[bytes, dict]:
+    response = api(user).get(url)
+    assert response.status_code == 200, response.content
+    return b"".join(response.streaming_content), dict(response.headers)
+
+
+def test_downloads_are_the_same_bytes_and_headers_from_either_storage(
+    settings, room, alice, bob, s3_server
+):
+    from tests.s3_server import Bucket
+
+    def served() -> list[tuple[bytes, dict]]:
+        picture = upload(bob, room, png(), name="foto.png").json()
+        document = upload(bob, room, PDF, name="relatório.pdf").json()
+        services.message_create(
+            room=room, author=bob, text="x", attachments=[picture["id"], document["id"]]
+        )
+        urls = (picture["url"], picture["thumbnail_url"], document["url"])
+        return [downloaded(alice, url) for url in urls]
+
+    on_disk = served()
+    settings.STORAGES = Bucket.create(s3_server).storages()
+    on_s3 = served()
+
+    assert on_s3 == on_disk
+    assert on_disk[2][1]["Content-Disposition"] == (
+        "attachment; filename*=utf-8''relat%C3%B3rio.pdf"
+    )
 
 
 async def test_socket_attachments_must_be_a_short_list_of_ids(room, bob):
