@@ -99,6 +99,28 @@ def test_a_pdf_is_stored_as_uploaded_without_a_thumbnail(room, bob, storage):
     assert storage.read(storage.key(stored.file.name)) == PDF
 
 
+def test_objects_are_private_and_typed_by_their_bytes(room, bob, s3_bucket):
+    """No ACL grants anyone but the bucket's owner (a public-read upload would list AllUsers);
+    the object's type is the sniffed one, so even served from the bucket it is no page."""
+    document = upload(bob, room, PDF, name="a.html", claimed="text/html").json()
+    picture = upload(bob, room, png(), name="b.html", claimed="text/html").json()
+    pdf = Attachment.objects.get(pk=document["id"])
+    image = Attachment.objects.get(pk=picture["id"])
+    client = s3_bucket.server.client()
+
+    for name in (pdf.file.name, image.file.name, image.thumbnail.name):
+        acl = client.get_object_acl(Bucket=s3_bucket.name, Key=s3_bucket.key(name))
+        owner = acl["Owner"]["ID"]
+        assert [(g["Grantee"].get("ID"), g["Permission"]) for g in acl["Grants"]] == [
+            (owner, "FULL_CONTROL")
+        ]
+    types = [
+        s3_bucket.object(s3_bucket.key(name))["ContentType"]
+        for name in (pdf.file.name, image.file.name, image.thumbnail.name)
+    ]
+    assert types == ["application/pdf", "image/png", "image/jpeg"]
+
+
 @pytest.mark.parametrize(
     ("name", "safe"),
     [

@@ -61,11 +61,14 @@ def attachment_store(*, room: Room, uploader, upload) -> Attachment:
         content_type=content_type,
         size=upload.size,
     )
+    # Object stores (S3) keep a content type with each object, taken from the file given: the
+    # sniffed one, never the client's claim (a text/html there would be served as a page).
+    upload.content_type = content_type
     attachment.file.save("upload", upload, save=False)
     if content_type in IMAGE_TYPES:
         thumbnail = _thumbnail(upload)
         if thumbnail is not None:
-            attachment.thumbnail.save("thumbnail", ContentFile(thumbnail), save=False)
+            attachment.thumbnail.save("thumbnail", _jpeg(thumbnail), save=False)
     attachment.save()
     return attachment
 
@@ -120,6 +123,12 @@ def _thumbnail(upload) -> bytes | None:
         return None
     finally:
         upload.seek(0)
+
+
+def _jpeg(data: bytes) -> ContentFile:
+    thumbnail = ContentFile(data)
+    thumbnail.content_type = "image/jpeg"
+    return thumbnail
 
 
 def attachments_claim(*, room: Room, author, ids: list[int], message: Message) -> list[dict]:
