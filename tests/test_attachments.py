@@ -206,6 +206,16 @@ def test_a_message_carries_its_uploads_and_members_download_them(room, alice, bo
     assert thumb["Content-Type"] == "image/jpeg" and max(thumbnail.size) <= 320
 
 
+def test_a_file_the_storage_lost_is_not_found_not_a_server_error(room, bob, storage, caplog):
+    image = upload(bob, room, png()).json()
+    stored = Attachment.objects.get(pk=image["id"])
+    stored.file.storage.delete(stored.file.name)
+
+    assert api(bob).get(image["url"]).status_code == 404
+    assert api(bob).get(image["thumbnail_url"]).status_code == 200, "the thumbnail is still there"
+    assert f"attachment {image['id']}: its stored file" in caplog.text
+
+
 async def test_a_socket_message_with_attachments_reaches_every_member(room, alice, bob):
     from asgiref.sync import sync_to_async
 

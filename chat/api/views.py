@@ -512,12 +512,10 @@ class AttachmentDownloadView(APIView):
         attachment = attachments.attachment_for_download(
             attachment_id=attachment_id, user=request.user
         )
-        stored = attachment.thumbnail if self.thumbnail else attachment.file
-        if not stored:
-            raise refusals.AttachmentNotFound()
+        opened = attachments.attachment_file_open(attachment, thumbnail=self.thumbnail)
         image = self.thumbnail or attachment.content_type in attachments.IMAGE_TYPES
         response = FileResponse(
-            stored.open("rb"),
+            opened,
             content_type="image/jpeg" if self.thumbnail else attachment.content_type,
             as_attachment=not image,
             filename=attachment.name,

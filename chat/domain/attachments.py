@@ -174,6 +174,32 @@ def attachment_for_download(*, attachment_id: int, user) -> Attachment:
     return attachment
 
 
+def attachment_file_open(attachment: Attachment, *, thumbnail: bool = False):
+    """The attachment's stored file (or its thumbnail), open for reading. A file the storage
+    has lost (removed by hand, a bucket emptied) is not found, and logged, not a server error.
+    Its size is asked first: S3 fetches an object only on the first read, when the response
+    has begun, too late to say 404."""
+    stored = attachment.thumbnail if thumbnail else attachment.file
+    if not stored:
+        raise refusals.AttachmentNotFound()
+    try:
+        stored.size  # noqa: B018 - the storage's own check that the file is there
+        return stored.open("rb")
+    except Exception as error:
+        if not _lost(error):
+            raise
+        logger.warning("attachment %s: its stored file %s is gone", attachment.pk, stored.name)
+        raise refusals.AttachmentNotFound() from None
+
+
+def _lost(error: Exception) -> bool:
+    """FileSystemStorage: FileNotFoundError; S3 (botocore's ClientError): a 404 answer."""
+    if isinstance(error, FileNotFoundError):
+        return True
+    answer = getattr(error, "response", None)
+    return isinstance(answer, dict) and answer.get("Error", {}).get("Code") in ("404", "NoSuchKey")
+
+
 def uploads_purge(*, now=None) -> int:
     """Delete the files no message carries after CHAT_UPLOAD_ORPHAN_HOURS, and those of
     deleted messages; returns how many. What `manage.py purge_chat_uploads` runs."""
