@@ -132,7 +132,7 @@ def fill(rooms, author, count: int) -> None:
             "SELECT (%s::uuid[])[1 + g %% %s], %s, "
             "(SELECT string_agg((%s::text[])[floor(pow(%s, random()))::int], ' ') "
             " FROM generate_series(1, 6 + (g %% 7))), "
-            "now() - make_interval(secs => (g %% 7776000)), 0, 0, '[]'::jsonb "
+            "now() - make_interval(secs => (g %% 7776000)), 0, 0, '[]'::jsonb, '[]'::jsonb "
             "FROM generate_series(1, %s) AS g",
             [[str(r.pk) for r in rooms], len(rooms), author.pk, words, len(words), count],
         )
