@@ -1,6 +1,7 @@
 """Search latency over 1,000,000 messages on PostgreSQL (issue 17's target: p99 <= 50 ms).
 
-    .venv/bin/python -m bench.search [--messages 1000000] [--requests 200]
+    .venv/bin/python -m bench.search [--messages 1000000] [--requests 200] [--keep]
+    .venv/bin/python -m bench.search --reuse crm_chat_bench_search_<pid>  # measure again
 
 Makes a throwaway database on the local PostgreSQL (dropped afterwards), migrates it, and
 fills 20 rooms with messages of 6-12 words drawn by Zipf's law from a vocabulary of 2,000
@@ -40,17 +41,21 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=200, help="per query kind")
     parser.add_argument("--keep", action="store_true", help="keep the database (to EXPLAIN)")
+    # Seeding takes minutes and draws new text each time: comparing two versions of the
+    # search on one kept database is quicker and compares them on the same messages.
+    parser.add_argument("--reuse", metavar="DATABASE", help="measure a kept database again")
     args = parser.parse_args()
-    name = f"crm_chat_bench_search_{os.getpid()}"
+    name = args.reuse or f"crm_chat_bench_search_{os.getpid()}"
     url = f"postgres://postgres@127.0.0.1:5432/{name}"
-    _admin(f"CREATE DATABASE {name}")
+    if not args.reuse:
+        _admin(f"CREATE DATABASE {name}")
     try:
         env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "bench.settings"}
         subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], env=env, check=True)
         os.environ.update(env)
         run(args)
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             print(f"kept: {url}")
         else:
             _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -69,10 +74,14 @@ def run(args) -> None:
     django.setup()
     from django.test import Client
 
-    user, author, rooms = seed_people()
-    started = time.monotonic()
-    fill(rooms, author, args.messages)
-    print(f"seeded {args.messages:,} messages in {time.monotonic() - started:.1f} s", flush=True)
+    if args.reuse:
+        user, rooms = seeded_people()
+    else:
+        user, author, rooms = seed_people()
+        started = time.monotonic()
+        fill(rooms, author, args.messages)
+        seconds = time.monotonic() - started
+        print(f"seeded {args.messages:,} messages in {seconds:.1f} s", flush=True)
     from rest_framework_simplejwt.tokens import AccessToken
 
     client = Client(
@@ -116,6 +125,17 @@ def seed_people():
         if n < MEMBER_OF:
             Membership.objects.create(room=room, user=user)
     return user, author, rooms
+
+
+def seeded_people():
+    """The searcher and the rooms of a database seed_people() filled, in the same order."""
+    from django.contrib.auth import get_user_model
+
+    from chat.domain.models import Room
+
+    user = get_user_model().objects.get(username="searcher")
+    rooms = [Room.objects.get(name=f"Sala {n}") for n in range(ROOMS)]
+    return user, rooms
 
 
 def fill(rooms, author, count: int) -> None:
