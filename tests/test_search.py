@@ -131,6 +131,40 @@ def test_a_snippet_never_carries_the_messages_markup(room, alice, bob):
     assert "<mark>relatório</mark>" in hit["snippet"]
 
 
+@pytest.mark.parametrize("candidates", [2, 3, 4, 6])
+@pytest.mark.parametrize("one_room", [False, True])
+def test_the_newest_matches_are_found_however_far_back_they_are(
+    room, alice, bob, monkeypatch, candidates, one_room
+):
+    """PostgreSQL reads the newest RECENT_ROWS messages first, then a range of ids guessed
+    from their density, then everything older (chat.domain.search._postgres_candidates);
+    with 4 of them first and matches spread over 24 messages, each step finds the last
+    match for one of these sizes. Whichever does, a search ranks the newest CANDIDATES."""
+    from chat.domain import search as search_module
+
+    monkeypatch.setattr(search_module, "CANDIDATES", candidates)
+    monkeypatch.setattr(search_module, "RECENT_ROWS", 4)
+    other = make_room(members=[alice, bob], name="Vendas")
+    matching = []
+    for n in range(12):
+        elsewhere = post(other, alice, "prazo na outra sala" if n % 4 == 0 else "outra sala")
+        here = post(room, alice, f"prazo {n}" if n in (0, 1, 5, 9, 10) else f"outro {n}")
+        searched = (here,) if one_room else (here, elsewhere)
+        matching += [message.pk for message in searched if "prazo" in message.text]
+    params = {"q": "prazo", "room": str(room.pk)} if one_room else {"q": "prazo"}
+
+    ids = [hit["message"]["id"] for hit in search(bob, limit=50, **params)["results"]]
+    pages, cursor = [], None
+    while True:
+        page = search(bob, limit=2, **params, **({"cursor": cursor} if cursor else {}))
+        pages += [hit["message"]["id"] for hit in page["results"]]
+        if not (cursor := page["next"]):
+            break
+
+    assert set(ids) == set(sorted(matching, reverse=True)[:candidates])
+    assert pages == ids
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import html
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import connections
+from django.db import connections, transaction
 
 from chat.domain.models import Membership, Message
 
@@ -19,6 +20,9 @@ MAX_QUERY_LENGTH = 200
 # A search ranks the newest this many matches of its query (a chat's answers are mostly
 # recent; ranking every match of a common word is what made such a search slow).
 CANDIDATES = 1000
+# PostgreSQL: the newest this many messages of the user's rooms are read first, in id order;
+# their density of matches tells how far back the rest are (_postgres_candidates).
+RECENT_ROWS = 10_000
 # Around each match in a snippet, then HTML-escaped and turned into <mark>…</mark>: the
 # message's own text can never become markup.
 _START, _STOP = "\ue000", "\ue001"
@@ -73,17 +77,20 @@ def _filters_sql(
     room_field = Message._meta.get_field("room").target_field
     where = ["m.deleted_at IS NULL"]
     params: list = []
+    room = None
+    if filters.room_id is not None:
+        room = room_field.get_db_prep_value(filters.room_id, connection)
     if rooms_as_array:
-        rooms = Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True)
-        where.append("m.room_id = ANY(%s)")
-        params.append(list(rooms))
+        condition, values = _rooms_array(user_id, room)
+        where.append(condition)
+        params += values
     else:
         members = f"SELECT room_id FROM {Membership._meta.db_table} WHERE user_id = %s"
         where.append(f"m.room_id IN ({members})")
         params.append(user_id)
-    if filters.room_id is not None:
-        where.append("m.room_id = %s")
-        params.append(room_field.get_db_prep_value(filters.room_id, connection))
+        if room is not None:
+            where.append("m.room_id = %s")
+            params.append(room)
     if filters.author_id is not None:
         where.append("m.author_id = %s")
         params.append(filters.author_id)
@@ -95,22 +102,25 @@ def _filters_sql(
     return where, params
 
 
+def _rooms_array(user_id: int, room) -> tuple[str, list]:
+    """The user's rooms as an array; with the `room` filter, that room alone if it is one of
+    them: with the array as well, PostgreSQL halved its estimate of the room's messages and
+    walked the whole table's primary key rather than the room's (room_id, id) index."""
+    rooms = list(Membership.objects.filter(user_id=user_id).values_list("room_id", flat=True))
+    if room is None:
+        return "m.room_id = ANY(%s)", [rooms]
+    if str(room) in {str(member_of) for member_of in rooms}:
+        return "m.room_id = %s", [room]
+    return "FALSE", []
+
+
 def _postgres_rows(query, filters, user_id, connection, offset, limit) -> list[tuple]:
     """The newest CANDIDATES matches, then ranked, paged and highlighted. Ranking every match
     of a common word (100,000 of a million) took 250-400 ms; and the user's rooms are given
     as an array, not a subquery: joined, PostgreSQL scanned the GIN index once per room
     (bench/search.py, docs/performance.md)."""
     where, params = _filters_sql(filters, user_id, connection, rooms_as_array=True)
-    candidates = _fetch(
-        connection,
-        f"""
-        SELECT m.id FROM {Message._meta.db_table} m
-        WHERE m.search_vector @@ websearch_to_tsquery('chat_search', %s)
-          AND {" AND ".join(where)}
-        ORDER BY m.id DESC LIMIT {CANDIDATES}
-        """,
-        [query, *params],
-    )
+    candidates = _postgres_candidates(connection, query, where, params)
     if not candidates:
         return []
     return _fetch(
@@ -131,8 +141,89 @@ def _postgres_rows(query, filters, user_id, connection, offset, limit) -> list[t
         ) page
         ORDER BY page.rank DESC, page.id DESC
         """,
-        [query, [row[0] for row in candidates], limit + 1, offset],
+        [query, candidates, limit + 1, offset],
     )
+
+
+def _postgres_candidates(connection, query: str, where: list[str], params: list) -> list[int]:
+    """The ids of the newest CANDIDATES matches, newest first. Left to itself, PostgreSQL
+    walked the primary key backwards testing `@@` whenever it expected many matches: right
+    for a common word, through most of the table for a phrase of two common words (rare, but
+    estimated as both words) or a word in 1-3 % of messages. So: read the newest RECENT_ROWS
+    messages first (enough for a common word); otherwise their density of matches says how
+    far back the rest are, and that id range is searched through the GIN index (ANDed with a
+    range of the primary key), then, if still short, everything older."""
+    found, low, high = _recent_matches(connection, query, where, params)
+    if len(found) == CANDIDATES or low is None:  # enough, or no more messages to search
+        return found
+    # The ids the rest should be in, going by the density so far, with a margin of half.
+    span = (high - low + 1) * (CANDIDATES - len(found)) * 3 // (2 * max(len(found), 1))
+    with transaction.atomic(using=connection.alias), _bitmap_scans_only(connection):
+        if span < low:  # else that range would reach the oldest message: search them all
+            count = CANDIDATES - len(found)
+            found += _older_matches(connection, query, where, params, low, count, low - span)
+            low -= span
+        if len(found) < CANDIDATES:
+            count = CANDIDATES - len(found)
+            found += _older_matches(connection, query, where, params, low, count)
+    return found
+
+
+@contextmanager
+def _bitmap_scans_only(connection):
+    """Plans with bitmap scans only (the GIN index, ANDed with a range of the primary key):
+    an index scan here is the walk backwards through the table that was the slow path, and
+    PostgreSQL chose it even within a range (it costs `@@` at far less than it takes). The
+    settings are put back after; an error rolls the transaction (or savepoint) back, and
+    them with it."""
+    settings = ("enable_indexscan", "enable_seqscan")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting(%s), current_setting(%s)", settings)
+        saved = cursor.fetchone()
+        cursor.execute("SELECT set_config(%s, 'off', true), set_config(%s, 'off', true)", settings)
+        yield
+        cursor.execute(
+            "SELECT set_config(%s, %s, true), set_config(%s, %s, true)",
+            [settings[0], saved[0], settings[1], saved[1]],
+        )
+
+
+def _recent_matches(connection, query, where, params) -> tuple[list[int], int | None, int]:
+    """The matches among the newest RECENT_ROWS messages the filters keep, and those
+    messages' lowest and highest ids (None: no message at all)."""
+    rows = _fetch(
+        connection,
+        f"""
+        WITH recent AS MATERIALIZED (
+            SELECT m.id, m.search_vector @@ websearch_to_tsquery('chat_search', %s) AS hit
+            FROM {Message._meta.db_table} m
+            WHERE {" AND ".join(where)}
+            ORDER BY m.id DESC LIMIT {RECENT_ROWS}
+        )
+        (SELECT id FROM recent WHERE hit ORDER BY id DESC LIMIT {CANDIDATES})
+        UNION ALL (SELECT min(id) FROM recent)
+        UNION ALL (SELECT max(id) FROM recent)
+        """,
+        [query, *params],
+    )
+    *found, low, high = (row[0] for row in rows)
+    return found, low, high
+
+
+def _older_matches(connection, query, where, params, below: int, count: int, start=None):
+    """The newest `count` matches with an id below `below` (and from `start` on, if given)."""
+    since = "" if start is None else "AND m.id >= %s"
+    rows = _fetch(
+        connection,
+        f"""
+        SELECT m.id FROM {Message._meta.db_table} m
+        WHERE m.search_vector @@ websearch_to_tsquery('chat_search', %s)
+          AND {" AND ".join(where)} AND m.id < %s {since}
+        ORDER BY m.id DESC LIMIT {count}
+        """,
+        [query, *params, below, *([] if start is None else [start])],
+    )
+    return [row[0] for row in rows]
 
 
 def _sqlite_rows(query, filters, user_id, connection, offset, limit) -> list[tuple]:
