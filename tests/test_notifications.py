@@ -115,6 +115,17 @@ def test_an_edit_that_adds_a_mention_notifies_only_the_new_one(room, alice, bob,
     assert Message.objects.get(pk=message.pk).mentions == [carla.pk]
 
 
+def test_a_reply_edited_to_mention_its_author_counts_as_a_mention(room, alice, bob):
+    root = post(room, alice, "pergunta")
+    reply = post(room, bob, "resposta", reply_to=root.pk)
+    services.message_edit(room=room, message_id=reply.pk, editor=bob, text="@alice resposta")
+
+    assert notified(reply) == {"alice": "mention"}
+    (item,) = [r for r in api(alice).get("/api/chat/rooms/").json() if r["id"] == str(room.pk)]
+    assert item["mention_count"] == 1
+    assert Notification.objects.filter(user=alice).count() == 1, "told once, not twice"
+
+
 def test_replies_notify_the_author_replied_to_and_the_threads_root(room, alice, bob, carla):
     root = post(room, alice, "pergunta")
     first = post(room, bob, "resposta", reply_to=root.pk)

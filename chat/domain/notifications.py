@@ -102,11 +102,12 @@ def notifications_for_edit(*, message: Message, room: Room, before: Iterable[int
 def _notify(message: Message, room: Room, reasons: dict[int, str]) -> list[Notification]:
     if not reasons:
         return []
-    already = set(
+    already = dict(
         Notification.objects.filter(message=message, user_id__in=reasons).values_list(
-            "user_id", flat=True
+            "user_id", "kind"
         )
     )
+    _mention_wins(message, reasons, already)
     created = Notification.objects.bulk_create(
         [
             Notification(user_id=user_id, kind=kind, room=room, message=message)
@@ -117,6 +118,20 @@ def _notify(message: Message, room: Room, reasons: dict[int, str]) -> list[Notif
     if created:
         events.announce_on_commit(events.NotificationsCreated(room.pk, tuple(created), message))
     return created
+
+
+def _mention_wins(message: Message, reasons: dict[int, str], already: dict[int, str]) -> None:
+    """A user told of a message as a reply (or direct message) and mentioned in it by an edit
+    now has a mention: the room list's `mention_count` counts it. They are not told again."""
+    upgraded = [
+        user_id
+        for user_id, kind in reasons.items()
+        if kind == Notification.Kind.MENTION and already.get(user_id, kind) != kind
+    ]
+    if upgraded:
+        Notification.objects.filter(message=message, user_id__in=upgraded).update(
+            kind=Notification.Kind.MENTION
+        )
 
 
 # --- the feed -----------------------------------------------------------------------------
