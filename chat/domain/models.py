@@ -1,6 +1,7 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
 from django.db import models
 
 from chat.domain.fields import NulSafeTextField
@@ -11,6 +12,7 @@ class Room(models.Model):
         COMMUNITY = "community"
         GROUP = "group"
         DIRECT = "direct"
+        RECORD = "record"  # bound to a CRM record: access follows the record
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200)
@@ -26,9 +28,30 @@ class Room(models.Model):
     direct_key = models.CharField(max_length=50, null=True, blank=True, unique=True)
     # Members see each other's read markers ("seen by"); off: each member's stay their own.
     seen_by = models.BooleanField(default=True)
+    # A room about a record of the CRM (a deal, a ticket): its members are whoever the record's
+    # access policy lets in (chat.domain.records), kept in step by room_access_changed.
+    record_type = models.ForeignKey(
+        "contenttypes.ContentType",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    record_id = models.CharField(max_length=64, null=True, blank=True)
+    record = GenericForeignKey("record_type", "record_id")
+    record_label = models.CharField(max_length=200, blank=True, default="")  # str(record)
+    # Closed to new messages (a won deal): history stays readable.
+    read_only = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["record_type", "record_id"],
+                condition=models.Q(record_type__isnull=False),
+                name="room_unique_record",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name
