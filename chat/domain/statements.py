@@ -32,6 +32,13 @@ def _rowcount(cursor) -> int:
     return cursor.rowcount
 
 
+def _storable_id(message_id: int) -> bool:
+    """Whether `message_id` fits the id column: a client may send any integer, and outside
+    the column's range SQLite's driver raises (the ORM answers "no rows" for it)."""
+    low, high = connection.ops.integer_field_range(Message._meta.pk.get_internal_type())
+    return (low is None or message_id >= low) and (high is None or message_id <= high)
+
+
 def _room_key(room_id: uuid.UUID):
     """The room's id as its column stores it (SQLite: 32 hex digits; PostgreSQL: uuid)."""
     return Room._meta.pk.get_db_prep_value(room_id, connection)
@@ -40,6 +47,8 @@ def _room_key(room_id: uuid.UUID):
 def message_lock(*, room_id: uuid.UUID, message_id: int) -> bool:
     """The room's message `message_id`, not deleted, exists; on PostgreSQL its row is locked
     until the transaction ends (SQLite's write lock already covers the transaction)."""
+    if not _storable_id(message_id):
+        return False
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     row = _execute(
         f"SELECT 1 FROM {Message._meta.db_table} WHERE id = %s AND room_id = %s"
@@ -103,6 +112,8 @@ def message_change_seq_set(*, message_id: int, change_seq: int) -> None:
 def read_marker_move(*, room_id: uuid.UUID, user_id: int, message_id: int) -> bool:
     """Move the member's marker forward to `message_id`, a message of the room: True if it
     moved (False: not a member, not forward, or no such message)."""
+    if not _storable_id(message_id):
+        return False
     key = _room_key(room_id)
     moved = _execute(
         f"UPDATE {Membership._meta.db_table} SET last_read_message_id = %s"
