@@ -385,6 +385,8 @@ def message_payload(
         "mentions": message.mentions,
         "attachments": message.attachments,
         "reactions": reactions_payload(reactions, viewer_id=viewer_id),
+        "kind": message.kind,
+        "data": message.data,
     }
 
 

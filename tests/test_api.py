@@ -31,6 +31,8 @@ MESSAGE_FIELDS = {
     "mentions",
     "attachments",
     "reactions",
+    "kind",
+    "data",
 }
 
 

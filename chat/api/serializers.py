@@ -55,6 +55,14 @@ class MessageSerializer(serializers.Serializer):
     )
     attachments = serializers.ListField(child=serializers.DictField())
     reactions = ReactionSerializer(many=True)
+    kind = serializers.ChoiceField(
+        choices=["user", "system"],
+        help_text="user: written by a member; system: an event of the room's record, "
+        "its facts in `data`",
+    )
+    data = serializers.DictField(
+        allow_null=True, help_text="a system message's facts (e.g. a stage change); null"
+    )
 
     def to_representation(self, instance):
         return protocol.message_payload(instance)

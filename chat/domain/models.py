@@ -97,6 +97,10 @@ class Membership(models.Model):
 
 
 class Message(models.Model):
+    class Kind(models.TextChoices):
+        USER = "user"  # written by a member
+        SYSTEM = "system"  # an event of the room's record (chat.domain.records), with `data`
+
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="messages")
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_messages"
@@ -126,6 +130,11 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)  # a tombstone: text is emptied
+    # db_default too: bulk INSERTs outside the ORM (bench/) need not name it.
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, default=Kind.USER, db_default=Kind.USER
+    )
+    data = models.JSONField(null=True, blank=True)  # a system message's facts, for clients
 
     class Meta:
         ordering = ["id"]

@@ -103,6 +103,8 @@ class MessageRow(NamedTuple):
     change_seq: int
     mentions: list[int]
     attachments: list[dict]
+    kind: str
+    data: dict | None
     room_id: uuid.UUID
 
     @property
@@ -314,6 +316,8 @@ _PAGE_FIELDS = (
     ("m", "change_seq"),
     ("m", "mentions"),
     ("m", "attachments"),
+    ("m", "kind"),
+    ("m", "data"),
 )
 
 
@@ -369,6 +373,8 @@ _CHANGE_COLUMNS = (
     "change_seq",
     "mentions",
     "attachments",
+    "kind",
+    "data",
 )
 
 
