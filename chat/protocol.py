@@ -111,6 +111,8 @@ class FrameError(StrEnum):
     FILE_TOO_LARGE = "file_too_large"
     FILE_TYPE_NOT_ALLOWED = "file_type_not_allowed"
     ATTACHMENT_NOT_FOUND = "attachment_not_found"
+    ROOM_READ_ONLY = "room_read_only"
+    RECORD_NOT_FOUND = "record_not_found"  # of REST's record rooms, as above
 
 
 class ProtocolError(Exception):

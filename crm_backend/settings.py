@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "crm_backend.apps.ProjectConfig",
     "accounts",
     "chat",
+    "crm.apps.CrmConfig",  # the example CRM app (deals with rooms), docs/crm-integration.md
 ]
 
 MIDDLEWARE = [
@@ -329,6 +330,17 @@ CHAT_READ_COALESCE_SECONDS = env.float("CHAT_READ_COALESCE_SECONDS", default=1.0
 # Search (GET /api/chat/search/): PostgreSQL's text search configuration the messages are
 # indexed with, read when the search migration runs (with unaccent on top).
 CHAT_SEARCH_LANGUAGE = env.str("CHAT_SEARCH_LANGUAGE", default="portuguese")
+# Rooms bound to CRM records (chat.domain.records): who may see a record's room is its access
+# policy's answer: a dotted path to a class with can_view(user, record) and
+# users_with_access(record); per model ("app_label.model" -> dotted path) in the JSON of
+# CHAT_RECORD_ACCESS_POLICIES, the default for every other model in CHAT_RECORD_ACCESS_POLICY.
+CHAT_RECORD_ACCESS_POLICY = env.str(
+    "CHAT_RECORD_ACCESS_POLICY", default="chat.domain.records.PermissionPolicy"
+)
+CHAT_RECORD_ACCESS_POLICIES = {
+    "crm.deal": "crm.chat.DealPolicy",
+    **env.json("CHAT_RECORD_ACCESS_POLICIES", default={}),
+}
 # Attachments: stored through Django's storage API, FileSystemStorage under MEDIA_ROOT unless
 # CHAT_S3_BUCKET names a bucket (S3 or S3-compatible; crm_backend/file_storage.py).
 MEDIA_ROOT = env.path("CHAT_MEDIA_ROOT", default=BASE_DIR / "media")

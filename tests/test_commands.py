@@ -52,7 +52,7 @@ def test_seed_demo_management_room_has_all_seven(seeded):
 
 
 def test_seed_demo_creates_a_second_smaller_room(seeded):
-    [other] = Room.objects.exclude(name="Chat - Gerência")
+    [other] = Room.objects.exclude(name="Chat - Gerência").exclude(type=Room.Type.RECORD)
 
     assert 1 < other.memberships.count() < 7
 
@@ -74,12 +74,28 @@ def test_seed_demo_twice_changes_nothing(seeded):
 
     assert snapshot() == before
     assert len(before["users"]) == 7
-    assert len(before["rooms"]) == 2
+    assert len(before["rooms"]) == 4, "two rooms and two deals' rooms"
+
+
+def test_seed_demo_deals_have_rooms_of_their_owners_and_teams(seeded):
+    rooms = Room.objects.filter(type=Room.Type.RECORD).order_by("name")
+
+    assert [(room.record_label, room.record_type.model) for room in rooms] == [
+        ("Negócio: Implantação ACME", "deal"),
+        ("Negócio: Renovação Beta Ltda", "deal"),
+    ]
+    assert [
+        sorted(room.memberships.values_list("user__username", flat=True)) for room in rooms
+    ] == [
+        ["admin", "joao", "maria"],
+        ["admin", "ana", "carlos"],
+    ]
 
 
 def test_list_chat_rooms_prints_the_original_format(seeded):
     management = Room.objects.get(name="Chat - Gerência")
     sales = Room.objects.get(name="Chat - Vendas")
+    Room.objects.filter(type=Room.Type.RECORD).delete()  # the original knew no deals
     out = StringIO()
 
     call_command("list_chat_rooms", stdout=out)

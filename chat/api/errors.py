@@ -41,6 +41,8 @@ REST_REFUSALS: dict[type[refusals.Refusal], int] = {
     refusals.AttachmentNotUsable: status.HTTP_404_NOT_FOUND,  # as a reply_to of another room
     refusals.AttachmentNotFound: status.HTTP_404_NOT_FOUND,
     refusals.UserNotFound: status.HTTP_404_NOT_FOUND,
+    refusals.RoomReadOnly: status.HTTP_409_CONFLICT,  # the room's state, not the request
+    refusals.RecordNotFound: status.HTTP_404_NOT_FOUND,
     refusals.InvalidRequest: status.HTTP_400_BAD_REQUEST,
 }
 

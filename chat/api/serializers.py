@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat import protocol
+from chat.domain import records
 from chat.domain.models import Membership, Room
 
 MAX_ID = 2**63 - 1  # the id columns' range (a larger number names nothing, and SQLite refuses it)
@@ -68,6 +69,12 @@ class MessageSerializer(serializers.Serializer):
         return protocol.message_payload(instance)
 
 
+class RecordSerializer(serializers.Serializer):
+    type = serializers.CharField(help_text='"<app_label>.<model>", e.g. "crm.deal"')
+    id = serializers.CharField(help_text="the record's primary key")
+    label = serializers.CharField(help_text="how the CRM names the record")
+
+
 class RoomSerializer(serializers.ModelSerializer):
     seen_by = serializers.BooleanField(read_only=True)
     member_count = serializers.IntegerField(read_only=True)
@@ -76,6 +83,12 @@ class RoomSerializer(serializers.ModelSerializer):
         read_only=True, help_text="unread messages of the room that mention the user"
     )
     last_message = serializers.SerializerMethodField()
+    record = serializers.SerializerMethodField(
+        help_text="the CRM record the room is about ({type, id, label}); null for other rooms"
+    )
+    read_only = serializers.BooleanField(
+        read_only=True, help_text="closed to new messages (its record is closed)"
+    )
 
     class Meta:
         model = Room
@@ -89,8 +102,13 @@ class RoomSerializer(serializers.ModelSerializer):
             "unread_count",
             "mention_count",
             "last_message",
+            "record",
+            "read_only",
         ]
         read_only_fields = ["id", "created_at"]
+
+    def get_record(self, room) -> RecordSerializer(allow_null=True):
+        return records.record_payload(room)
 
     def get_last_message(self, room) -> MessageSerializer(allow_null=True):
         last = self.context.get("last_messages", {}).get(room.pk)

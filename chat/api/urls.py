@@ -11,6 +11,7 @@ from chat.api.views import (
     NotificationSettingsView,
     NotificationsReadView,
     NotificationsView,
+    RecordRoomView,
     RoomAccessView,
     RoomChangesView,
     RoomDetailView,
@@ -54,6 +55,11 @@ urlpatterns = [
     path("rooms/<uuid:room_id>/presence/", RoomPresenceView.as_view(), name="room-presence"),
     path("rooms/<str:room_id>/access/", RoomAccessView.as_view(), name="room-access"),
     path("direct/", DirectRoomView.as_view(), name="direct-room"),
+    path(
+        "records/<str:record_type>/<str:record_id>/room/",
+        RecordRoomView.as_view(),
+        name="record-room",
+    ),
     path("search/", SearchView.as_view(), name="search"),
     path("rooms/<uuid:room_id>/attachments/", AttachmentUploadView.as_view(), name="attachments"),
     path(

@@ -47,7 +47,15 @@ from chat.api.serializers import (
     SeenBySerializer,
 )
 from chat.api.throttling import ChatWriteThrottle
-from chat.domain import attachments, notifications, refusals, search, selectors, services
+from chat.domain import (
+    attachments,
+    notifications,
+    records,
+    refusals,
+    search,
+    selectors,
+    services,
+)
 from chat.domain.access import accessible_rooms, room_for_connection
 from chat.domain.models import Room
 from chat.protocol import Rejection
@@ -557,6 +565,24 @@ class DirectRoomView(APIView):
             RoomDetailSerializer(room).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+class RecordRoomView(APIView):
+    @extend_schema(
+        responses={
+            200: RoomDetailSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="`record_not_found`"),
+        },
+    )
+    def get(self, request: Request, record_type: str, record_id: str) -> Response:
+        """The chat room of a CRM record ("<app_label>.<model>" and its primary key), made on
+        first use, for a user the record's access policy lets see it (404 otherwise)."""
+        room = records.record_room_for_user(
+            user=request.user, type_name=record_type, record_id=record_id
+        )
+        room = selectors.room_detail(user=request.user, room_id=room.pk)
+        context = last_messages_context([room], viewer=request.user)
+        return Response(RoomDetailSerializer(room, context=context).data)
 
 
 class RoomAccessView(APIView):

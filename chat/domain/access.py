@@ -70,6 +70,24 @@ def is_member(*, room_id: uuid.UUID, user) -> bool:
         return cursor.fetchone() is not None
 
 
+def writer_state(*, room_id: uuid.UUID, user) -> tuple[bool, bool]:
+    """(member, room read-only): what every write checks, in the one lookup `is_member` makes
+    (the room's row joined by its primary key)."""
+    if not may_see_rooms(user):
+        return False, False
+    room_field = Membership._meta.get_field("room").target_field
+    connection = connections[Membership.objects.db]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.read_only FROM {Membership._meta.db_table} m"
+            f" JOIN {Room._meta.db_table} r ON r.id = m.room_id"
+            " WHERE m.room_id = %s AND m.user_id = %s",
+            [room_field.get_db_prep_value(room_id, connection), user.pk],
+        )
+        row = cursor.fetchone()
+    return row is not None, bool(row and row[0])
+
+
 def can_user_access(user, room: Room) -> bool:
     """True when `user` may read and write in `room`."""
     return accessible_rooms(user).filter(pk=room.pk).exists()

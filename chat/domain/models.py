@@ -37,7 +37,7 @@ class Room(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
     )
-    record_id = models.CharField(max_length=64, null=True, blank=True)
+    record_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001 - NULL: no record, outside the unique constraint
     record = GenericForeignKey("record_type", "record_id")
     record_label = models.CharField(max_length=200, blank=True, default="")  # str(record)
     # Closed to new messages (a won deal): history stays readable.

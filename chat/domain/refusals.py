@@ -109,6 +109,16 @@ class AttachmentNotFound(Refusal):
     default_detail = "no such file"
 
 
+class RoomReadOnly(Refusal):
+    code = "room_read_only"
+    default_detail = "this room is closed to new messages (its record is closed); history stays"
+
+
+class RecordNotFound(Refusal):
+    code = "record_not_found"
+    default_detail = "no such record, or not one you may see"
+
+
 class UserNotFound(Refusal):
     code = "user_not_found"
     default_detail = "no such active user"

@@ -24,6 +24,7 @@ from chat.domain.access import (
     can_edit_message,
     is_member,
     is_room_admin,
+    writer_state,
 )
 from chat.domain.attachments import attachments_claim
 from chat.domain.models import (
@@ -46,6 +47,9 @@ DIRECT_ROOMS_ONLY_FROM_DIRECT = (
     "direct rooms are opened with POST /api/chat/direct/ {user_id}; create a group instead"
 )
 DIRECT_MEMBERS_ARE_FIXED = "a direct room's two members never change; create a group instead"
+RECORD_MEMBERS_FOLLOW_THE_RECORD = (
+    "the members of a record's room are whoever may see the record; change that in the CRM"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +95,7 @@ def message_create(
     (chat.domain.notifications)."""
     message_text_check(text)
     with room_order(room.pk):
-        _member_check(room=room, user=author)  # inside the order: no removal can come between
+        _writer_check(room=room, user=author)  # inside the order: no removal can come between
         plain = (
             reply_to is None
             and not attachments
@@ -204,6 +208,15 @@ def _change_seq_take(room: Room) -> int:
     return statements.change_seq_take(room_id=room.pk)
 
 
+def _writer_check(*, room: Room, user) -> None:
+    """A member, in a room open to writing (not a closed record's)."""
+    member, read_only = writer_state(room_id=room.pk, user=user)
+    if not member:
+        raise refusals.NotAMember()
+    if read_only:
+        raise refusals.RoomReadOnly()
+
+
 def _member_check(*, room: Room, user) -> None:
     if not is_member(room_id=room.pk, user=user):
         raise refusals.NotAMember()
@@ -232,7 +245,7 @@ def message_edit(*, room: Room, message_id: int, editor, text: str) -> Change:
     message_text_check(text)
     now = timezone.now()
     with room_order(room.pk), transaction.atomic():
-        _member_check(room=room, user=editor)
+        _writer_check(room=room, user=editor)
         message = _message_for_change(room=room, message_id=message_id)
         if message.author_id != editor.pk:
             raise refusals.NotAllowed("only the author can edit a message")
@@ -303,7 +316,7 @@ def _reactions_change(room: Room, message_id: int, user, emoji: str, *, add: boo
     emoji = emoji_check(emoji)
     mine = {"message_id": message_id, "user_id": user.pk, "emoji": emoji}
     with room_order(room.pk), transaction.atomic():
-        _member_check(room=room, user=user)
+        _writer_check(room=room, user=user)
         if not statements.message_lock(room_id=room.pk, message_id=message_id):
             raise refusals.MessageNotFound()
         rows = statements.reaction_rows(message_id=message_id)
@@ -413,7 +426,7 @@ def membership_add(
 ) -> tuple[Membership, bool]:
     """Add `user` to `room`; returns (membership, created). Adding twice changes nothing.
     A direct room keeps the two members it was created with."""
-    _direct_members_fixed(room)
+    _direct_members_fixed(room, by)
     if not user.is_active:
         raise refusals.UserNotFound()
     with room_order(room.pk), transaction.atomic():
@@ -434,7 +447,7 @@ def membership_remove(*, room: Room, user, by=None) -> bool:
     Refused for a direct room's members, and, asked by a user, for a room's last admin
     (nobody could manage the room after them); the room's order makes two admins removing
     each other leave one. The system (`by=None`: an operator in the admin) may remove it."""
-    _direct_members_fixed(room)
+    _direct_members_fixed(room, by)
     with room_order(room.pk), transaction.atomic():
         _admin_check(room=room, by=by)
         admins = Membership.objects.filter(room=room, role=Membership.Role.ADMIN)
@@ -447,9 +460,11 @@ def membership_remove(*, room: Room, user, by=None) -> bool:
     return bool(deleted)
 
 
-def _direct_members_fixed(room: Room) -> None:
+def _direct_members_fixed(room: Room, by=None) -> None:
     if room.type == Room.Type.DIRECT:
         raise refusals.NotAllowed(DIRECT_MEMBERS_ARE_FIXED)
+    if room.type == Room.Type.RECORD and by is not None:
+        raise refusals.NotAllowed(RECORD_MEMBERS_FOLLOW_THE_RECORD)
 
 
 def user_deactivated(*, user) -> None:

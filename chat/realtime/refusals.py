@@ -26,6 +26,8 @@ WEBSOCKET_REFUSALS: dict[type[refusals.Refusal], FrameError | Rejection] = {
     refusals.AttachmentNotUsable: FrameError.INVALID_FRAME,
     refusals.AttachmentNotFound: FrameError.ATTACHMENT_NOT_FOUND,
     refusals.UserNotFound: FrameError.USER_NOT_FOUND,
+    refusals.RoomReadOnly: FrameError.ROOM_READ_ONLY,
+    refusals.RecordNotFound: FrameError.RECORD_NOT_FOUND,
     refusals.InvalidRequest: FrameError.INVALID_REQUEST,
 }
 

@@ -1,0 +1,203 @@
+"""Rooms bound to CRM records (docs/crm-integration.md): made on first use, access from the
+record's policy and live when it changes, read-only when the record closes, system messages."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group, Permission
+
+from chat.domain import records
+from chat.domain.models import Membership, Message, Room
+from crm.models import Deal
+from tests.factories import access_token, make_user
+from tests.test_team_chat import api, rest
+from tests.ws import assert_rejected, joined, room_path
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def deal(alice, bob):
+    deal = Deal.objects.create(title="Implantação ACME", owner=alice, stage=Deal.Stage.PROPOSAL)
+    deal.team.set([bob])
+    return deal
+
+
+def members(room) -> list[str]:
+    return sorted(Membership.objects.filter(room=room).values_list("user__username", flat=True))
+
+
+def record_room_url(deal) -> str:
+    return f"/api/chat/records/crm.deal/{deal.pk}/room/"
+
+
+class GroupPolicy:
+    """A second model's own policy: a group's room is its members'."""
+
+    def can_view(self, user, group) -> bool:
+        return user.is_active and group.user_set.filter(pk=user.pk).exists()
+
+    def users_with_access(self, group):
+        return group.user_set.all()
+
+
+# --- the room of a record ------------------------------------------------------------------
+
+
+def test_a_records_room_is_made_once_with_whoever_may_see_the_record(deal, alice, bob, outsider):
+    first = api(alice).get(record_room_url(deal))
+    again = api(bob).get(record_room_url(deal))
+
+    assert first.status_code == 200, first.content
+    body = first.json()
+    assert again.json()["id"] == body["id"]
+    assert body["type"] == "record" and body["read_only"] is False
+    assert body["record"] == {"type": "crm.deal", "id": str(deal.pk), "label": str(deal)}
+    assert Room.objects.filter(type=Room.Type.RECORD).count() == 1
+    assert members(Room.objects.get(pk=body["id"])) == ["alice", "bob"]
+    listed = api(bob).get("/api/chat/rooms/").json()
+    assert [r["record"] for r in listed if r["id"] == body["id"]] == [body["record"]]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "crm.deal/999999",  # no such deal
+        "crm.nothing/1",  # no such model
+        "nothing/1",  # not "app.model"
+        "crm.deal/not-a-number",
+    ],
+)
+def test_an_unknown_record_is_not_found(alice, path):
+    response = api(alice).get(f"/api/chat/records/{path}/room/")
+    assert (response.status_code, response.json()["code"]) == (404, "record_not_found")
+
+
+def test_a_user_the_policy_does_not_let_in_cannot_tell_the_record_exists(deal, outsider):
+    response = api(outsider).get(record_room_url(deal))
+    assert (response.status_code, response.json()["code"]) == (404, "record_not_found")
+    assert not Room.objects.filter(type=Room.Type.RECORD).exists(), "no room made for them"
+
+
+def test_a_records_members_cannot_be_changed_by_hand(deal, alice, outsider):
+    room = records.room_for_record(deal)
+    response = api(alice).post(
+        f"/api/chat/rooms/{room.pk}/members/", {"user_id": outsider.pk}, format="json"
+    )
+    assert (response.status_code, response.json()["code"]) == (403, "not_allowed")
+
+
+# --- access that follows the record --------------------------------------------------------
+
+
+async def test_the_old_owner_is_closed_out_at_once_and_the_new_one_let_in(deal, alice, bob):
+    carla = await sync_to_async(make_user)("carla")
+    room = await sync_to_async(records.room_for_record)(deal)
+    alice_socket = await joined(room_path(room), token=access_token(alice))
+
+    changed = await rest(alice, "patch", f"/api/crm/deals/{deal.pk}/", {"owner": carla.pk})
+
+    assert changed.status_code == 200, changed.content
+    added = await alice_socket.receive_json_from()
+    assert (added["type"], added["user"]["username"]) == ("member.added", "carla")
+    await assert_rejected(alice_socket, "removed_from_room", 4403)
+    history = await rest(alice, "get", f"/api/chat/rooms/{room.pk}/messages/")
+    assert history.status_code == 404
+    rooms = await rest(carla, "get", "/api/chat/rooms/")
+    assert [r["id"] for r in rooms.json()] == [str(room.pk)]
+    assert await sync_to_async(members)(room) == ["bob", "carla"]
+
+
+def test_joining_the_team_lets_a_user_in(deal, outsider):
+    room = records.room_for_record(deal)
+    deal.team.add(outsider)
+    assert "outsider" in members(room)
+    deal.team.remove(outsider)
+    assert "outsider" not in members(room)
+
+
+def test_any_model_with_its_own_policy(settings, alice, bob):
+    settings.CHAT_RECORD_ACCESS_POLICIES = {"auth.group": "tests.test_records.GroupPolicy"}
+    group = Group.objects.create(name="Suporte N2")
+    group.user_set.add(alice)
+    room = records.room_for_record(group)
+    assert members(room) == ["alice"]
+
+    group.user_set.add(bob)  # not a followed model: the CRM reports the change itself
+    assert records.room_access_changed(group) == records.AccessChange((bob.pk,), ())
+    assert members(room) == ["alice", "bob"]
+    assert api(bob).get(f"/api/chat/records/auth.group/{group.pk}/room/").status_code == 200
+
+
+def test_the_default_policy_is_djangos_view_permission(alice, bob, outsider):
+    group = Group.objects.create(name="Diretoria")
+    bob.user_permissions.add(Permission.objects.get(codename="view_group"))
+    superuser = make_user("root", is_superuser=True)
+
+    room = records.room_for_record(group)
+
+    assert members(room) == ["bob", "root"]
+    assert records.PermissionPolicy().can_view(superuser, group)
+    assert not records.PermissionPolicy().can_view(outsider, group)
+
+
+# --- closed records and system messages ----------------------------------------------------
+
+
+async def test_a_won_deal_says_so_in_its_room_and_closes_it_to_new_messages(deal, alice, bob):
+    room = await sync_to_async(records.room_for_record)(deal)
+    bob_socket = await joined(room_path(room), token=access_token(bob))
+
+    await rest(alice, "patch", f"/api/crm/deals/{deal.pk}/", {"stage": "won"})
+
+    told = await bob_socket.receive_json_from()
+    assert (told["type"], told["kind"]) == ("chat.message", "system")
+    assert told["message"] == "etapa alterada: proposal → won"
+    assert told["data"] == {"event": "stage_changed", "from": "proposal", "to": "won"}
+    await bob_socket.send_json_to({"type": "chat.message", "message": "e agora?"})
+    refused = await bob_socket.receive_json_from()
+    assert (refused["type"], refused["code"]) == ("error", "room_read_only")
+    posted = await rest(bob, "post", f"/api/chat/rooms/{room.pk}/messages/", {"message": "oi"})
+    assert (posted.status_code, posted.json()["code"]) == (409, "room_read_only")
+    history = await rest(bob, "get", f"/api/chat/rooms/{room.pk}/messages/")
+    assert [m["kind"] for m in history.json()["results"]] == ["system"]
+    await bob_socket.disconnect()
+
+
+def test_a_reopened_deal_takes_messages_again(deal, alice):
+    room = records.room_for_record(deal)
+    for stage in ("lost", "negotiation"):
+        response = api(alice).patch(f"/api/crm/deals/{deal.pk}/", {"stage": stage}, format="json")
+        assert response.status_code == 200
+    posted = api(alice).post(f"/api/chat/rooms/{room.pk}/messages/", {"message": "retomando"})
+    assert posted.status_code == 201, posted.content
+    texts = list(Message.objects.filter(room=room).values_list("kind", "text"))
+    assert texts == [
+        ("system", "etapa alterada: proposal → lost"),
+        ("system", "etapa alterada: lost → negotiation"),
+        ("user", "retomando"),
+    ]
+
+
+def test_a_deal_nobody_talked_about_gets_no_room_from_its_changes(deal, alice):
+    deal.stage = Deal.Stage.WON
+    deal.save()
+    assert not Room.objects.filter(type=Room.Type.RECORD).exists()
+
+
+def test_system_messages_are_ordered_with_the_others_and_authored_by_no_member(deal, alice):
+    room = records.room_for_record(deal)
+    api(alice).post(f"/api/chat/rooms/{room.pk}/messages/", {"message": "antes"})
+    records.system_message_post(deal, "proposta enviada", {"event": "proposal_sent"})
+    api(alice).post(f"/api/chat/rooms/{room.pk}/messages/", {"message": "depois"})
+
+    page = api(alice).get(f"/api/chat/rooms/{room.pk}/messages/").json()["results"]
+    assert [m["message"] for m in page] == ["antes", "proposta enviada", "depois"]
+    system = page[1]
+    assert system["user"]["username"] == records.SYSTEM_USERNAME
+    assert not Membership.objects.filter(room=room, user_id=system["user"]["id"]).exists()
+    login = api().post(
+        "/api/auth/token/", {"username": records.SYSTEM_USERNAME, "password": ""}, format="json"
+    )
+    assert login.status_code in (400, 401), "the system user cannot log in"
