@@ -410,3 +410,34 @@ async def test_cluster_notifications_reach_the_users_sockets_on_every_process(cl
         assert status == 200 and not [n for n in feed["results"] if n["room"]["id"] == room]
     for socket in (maria_on_a, maria_on_b, maria_in_room_on_b, admin_on_a):
         await socket.close()
+
+
+# --- rooms of CRM records (issue 18) ----------------------------------------------------------
+
+
+async def test_cluster_a_deals_new_owner_closes_the_old_ones_socket_on_the_other_process(cluster):
+    """The deal's owner changes through process A: the old owner's socket to the deal's room on
+    process B closes with removed_from_room / 4403 within a second; the new owner has the room."""
+    a, b = cluster
+    team = Team(a, "maria", "joao")
+    status, deal = call(a, "POST", "/api/crm/deals/", team.token["maria"], {"title": "Expansão"})
+    assert status == 201, deal
+    status, room = call(
+        a, "GET", f"/api/chat/records/crm.deal/{deal['id']}/room/", team.token["maria"]
+    )
+    assert status == 200 and room["record"]["label"] == "Negócio: Expansão", room
+    maria_on_b = await connect(b, room["id"], team.token["maria"])
+
+    status, _ = call(
+        a, "PATCH", f"/api/crm/deals/{deal['id']}/", team.token["maria"], {"owner": team.id["joao"]}
+    )
+    changed = time.monotonic()
+
+    assert status == 200
+    error, code = await maria_on_b.closed_with(timeout=5)
+    assert (error["code"], code) == ("removed_from_room", 4403)
+    assert time.monotonic() - changed < 1.0
+    status, rooms = call(b, "GET", "/api/chat/rooms/", team.token["joao"])
+    assert room["id"] in [r["id"] for r in rooms]
+    status, _ = call(b, "GET", f"/api/chat/rooms/{room['id']}/messages/", team.token["maria"])
+    assert status == 404
