@@ -632,3 +632,45 @@ def test_an_image_attachment_is_uploaded_sent_previewed_and_downloaded(pair, tmp
     assert download.value.suggested_filename == "vitrine.png"
     assert open(download.value.path(), "rb").read() == picture.read_bytes()
     expect(admin.locator("#pending-files")).to_have_text("")
+
+
+# --- rooms of CRM records (issue 18) --------------------------------------------------------
+
+
+def crm_call(server, method: str, path: str, token: str, data: dict) -> dict:
+    request = urllib.request.Request(
+        f"{server.http_url}{path}",
+        json.dumps(data).encode(),
+        {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def test_a_deals_room_opens_from_the_crm_shows_its_record_and_its_stage_changes(new_page, server):
+    maria = login(server, "maria")
+    joao_id = http_json(f"{server.http_url}/api/auth/me/", token=login(server, "joao"))["id"]
+    title = unique("Expansão")
+    deal = crm_call(server, "POST", "/api/crm/deals/", maria, {"title": title, "team": [joao_id]})
+    page = new_page()
+    log_in(page, "maria")
+
+    page.select_option("#deal-select", str(deal["id"]))
+    page.click("#deal-open")
+
+    expect(page.locator("#status")).to_have_text("Conectado", timeout=TIMEOUT_MS)
+    expect(page.locator("#room-record")).to_contain_text(f"Negócio: {title}", timeout=TIMEOUT_MS)
+    expect(page.locator("#room-record")).to_have_attribute("data-record-type", "crm.deal")
+    send(page, "vamos fechar?")
+    expect(messages_with(page, "vamos fechar?")).to_have_count(1, timeout=TIMEOUT_MS)
+
+    crm_call(server, "PATCH", f"/api/crm/deals/{deal['id']}/", maria, {"stage": "won"})
+
+    event = page.locator('#messages .message[data-kind="system"]')
+    expect(event).to_contain_text("etapa alterada: lead → won", timeout=TIMEOUT_MS)
+    expect(event).to_have_class(re.compile(r"\brecord-event\b"))
+    expect(page.locator("#room-record")).to_contain_text("fechada", timeout=TIMEOUT_MS)
+    send(page, "mais uma")
+    expect(page.locator("#error")).to_contain_text("room_read_only", timeout=TIMEOUT_MS)
+    expect(messages_with(page, "mais uma")).to_have_count(0)
