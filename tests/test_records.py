@@ -180,6 +180,26 @@ def test_a_reopened_deal_takes_messages_again(deal, alice):
     ]
 
 
+def test_a_renamed_deal_renames_its_room(deal, alice):
+    room = records.room_for_record(deal)
+    api(alice).patch(f"/api/crm/deals/{deal.pk}/", {"title": "ACME fase 2"}, format="json")
+    room.refresh_from_db()
+    assert (room.name, room.record_label) == ("Negócio: ACME fase 2", "Negócio: ACME fase 2")
+
+
+async def test_a_deleted_deals_room_closes_on_everyone(deal, alice, bob):
+    room = await sync_to_async(records.room_for_record)(deal)
+    bob_socket = await joined(room_path(room), token=access_token(bob))
+
+    await sync_to_async(deal.delete)()
+
+    others = await bob_socket.receive_json_from()
+    assert (others["type"], others["user"]["id"]) == ("member.removed", alice.pk)
+    await assert_rejected(bob_socket, "removed_from_room", 4403)
+    stored = await Room.objects.aget(pk=room.pk)
+    assert stored.read_only and not await Membership.objects.filter(room=room).aexists()
+
+
 def test_a_deal_nobody_talked_about_gets_no_room_from_its_changes(deal, alice):
     deal.stage = Deal.Stage.WON
     deal.save()

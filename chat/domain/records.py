@@ -25,7 +25,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models.signals import m2m_changed, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.module_loading import import_string
 
 from chat.domain import events, refusals, services
@@ -241,8 +241,11 @@ def system_user():
 
 def follow_record_model(model, *, m2m_fields: Iterable[str] = ()) -> None:
     """Recompute access to a record's room whenever the record is saved (an owner changed) or
-    one of its many-to-many fields changes (a team): for models whose fields decide access."""
-    post_save.connect(_record_saved, sender=model, dispatch_uid=f"chat-records-{model._meta.label}")
+    one of its many-to-many fields changes (a team): for models whose fields decide access.
+    A deleted record's room is closed: read-only, and nobody's any more."""
+    label = model._meta.label
+    post_save.connect(_record_saved, sender=model, dispatch_uid=f"chat-records-{label}")
+    post_delete.connect(_record_deleted, sender=model, dispatch_uid=f"chat-records-del-{label}")
     for name in m2m_fields:
         through = model._meta.get_field(name).remote_field.through
         m2m_changed.connect(
@@ -255,6 +258,23 @@ def follow_record_model(model, *, m2m_fields: Iterable[str] = ()) -> None:
 def _record_saved(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
     if not raw and not created:
         transaction.on_commit(lambda: room_access_changed(instance))
+
+
+def _record_deleted(sender, instance, **kwargs) -> None:
+    room = room_of_record(instance)
+    if room is not None:
+        transaction.on_commit(lambda: record_room_close(room))
+
+
+def record_room_close(room: Room) -> None:
+    """The room of a record that is gone: read-only, every member removed (their sockets
+    close with `removed_from_room`); the history stays, for the operators in the admin."""
+    Room.objects.filter(pk=room.pk).update(read_only=True)
+    for membership in Membership.objects.filter(room=room).select_related("user"):
+        services.membership_remove(room=room, user=membership.user)
+    logger.info(
+        "room %s closed: its record %s %s is gone", room.pk, room.record_type_id, room.record_id
+    )
 
 
 def _record_members_changed(sender, instance, action: str, reverse: bool, **kwargs) -> None:
