@@ -8,6 +8,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, Permission
 
 from chat.domain import records
+from chat.domain.access import can_user_access
 from chat.domain.models import Membership, Message, Room
 from crm.models import Deal
 from tests.factories import access_token, make_user
@@ -107,6 +108,14 @@ async def test_the_old_owner_is_closed_out_at_once_and_the_new_one_let_in(deal, 
     rooms = await rest(carla, "get", "/api/chat/rooms/")
     assert [r["id"] for r in rooms.json()] == [str(room.pk)]
     assert await sync_to_async(members)(room) == ["bob", "carla"]
+
+
+def test_can_user_access_asks_the_policy_of_a_records_room(deal, alice, bob):
+    room = records.room_for_record(deal)
+    assert can_user_access(bob, room)
+    Deal.team.through.objects.filter(deal=deal).delete()  # no signal: a change never reported
+    assert "bob" in members(room), "the memberships did not hear of it"
+    assert not can_user_access(bob, room), "the policy did"
 
 
 def test_joining_the_team_lets_a_user_in(deal, outsider):

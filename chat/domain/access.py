@@ -89,8 +89,17 @@ def writer_state(*, room_id: uuid.UUID, user) -> tuple[bool, bool]:
 
 
 def can_user_access(user, room: Room) -> bool:
-    """True when `user` may read and write in `room`."""
-    return accessible_rooms(user).filter(pk=room.pk).exists()
+    """True when `user` may read and write in `room`: a member; and for a CRM record's room,
+    one its policy lets see the record now (the memberships follow the policy whenever the
+    CRM reports a change, chat.domain.records; this asks it directly, for a caller that must
+    not trust a report that never came)."""
+    if not accessible_rooms(user).filter(pk=room.pk).exists():
+        return False
+    if room.record_type_id is None:
+        return True
+    from chat.domain.records import record_viewable_by  # records builds on this module
+
+    return record_viewable_by(user, room)
 
 
 def room_for_connection(*, user, room_id: str) -> tuple[Room | None, Refusal | None]:

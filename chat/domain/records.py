@@ -145,6 +145,12 @@ def record_room_for_user(*, user, type_name: str, record_id: str) -> Room:
     return room
 
 
+def record_viewable_by(user, room: Room) -> bool:
+    """The record's policy's answer for `user` now (False if the record is gone)."""
+    record = room.record
+    return record is not None and policy_for(record).can_view(user, record)
+
+
 def record_payload(room: Room) -> dict[str, Any] | None:
     """A room's `record`: {type, id, label}, or None for a room of no record."""
     if room.record_type_id is None:
