@@ -5,6 +5,7 @@ docs/protocol.md is the prose version of this module; keep them in step.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import unicodedata
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class ProtocolError(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.client_id: str | None = None  # the refused frame's, when it had a valid one
 
 
 MAX_CLIENT_ID_LENGTH = 64
@@ -166,7 +168,18 @@ class ClientFrame:
 
 
 def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
-    """Turn a text frame into a ClientFrame, or raise ProtocolError saying what is wrong."""
+    """Turn a text frame into a ClientFrame, or raise ProtocolError saying what is wrong (with
+    the frame's `client_id`, when it has a valid one, for the error frame to carry)."""
+    data = _frame_object(text)
+    try:
+        return _frame_of(data, max_message_length)
+    except ProtocolError as error:
+        with contextlib.suppress(ProtocolError):
+            error.client_id = _client_id(data)
+        raise
+
+
+def _frame_object(text: str) -> dict[str, Any]:
     try:
         data = json_input.loads(text)
     except json_input.JSONTooDeep as error:  # valid JSON, a shape no frame has
@@ -175,6 +188,10 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
         raise ProtocolError(FrameError.INVALID_JSON, "frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError(FrameError.INVALID_FRAME, "frame must be a JSON object")
+    return data
+
+
+def _frame_of(data: dict[str, Any], max_message_length: int) -> ClientFrame:
     frame_type = data.get("type")
     if frame_type is None:
         if "message" not in data:
@@ -185,26 +202,31 @@ def parse_client_frame(text: str, *, max_message_length: int) -> ClientFrame:
             FrameError.UNKNOWN_TYPE,
             f"unknown frame type; expected one of: {', '.join(sorted(CLIENT_TYPES))}",
         )
+    # Any frame may carry a client_id: errors answering it carry it back.
+    client_id = _client_id(data)
     if frame_type == PING:
-        return ClientFrame(type=PING)
+        return ClientFrame(type=PING, client_id=client_id)
     if frame_type in (CHAT_SYNC, CHAT_SYNC_CHANGES):
-        return ClientFrame(type=frame_type, after=_sync_cursor(data))
+        return ClientFrame(type=frame_type, after=_sync_cursor(data), client_id=client_id)
     if frame_type == TYPING:
-        return ClientFrame(type=TYPING, is_typing=_is_typing(data))
+        return ClientFrame(type=TYPING, is_typing=_is_typing(data), client_id=client_id)
     if frame_type in (READ, CHAT_DELETE):
-        return ClientFrame(type=frame_type, message_id=_message_id(data))
+        return ClientFrame(type=frame_type, message_id=_message_id(data), client_id=client_id)
     if frame_type in (REACTION_ADD, REACTION_REMOVE):
-        return ClientFrame(type=frame_type, message_id=_message_id(data), emoji=_emoji(data))
+        return ClientFrame(
+            type=frame_type, message_id=_message_id(data), emoji=_emoji(data), client_id=client_id
+        )
     if frame_type == CHAT_EDIT:
         return ClientFrame(
             type=CHAT_EDIT,
             message_id=_message_id(data),
             message=_message_text(data, max_message_length),
+            client_id=client_id,
         )
     return ClientFrame(
         type=CHAT_MESSAGE,
         message=_message_text(data, max_message_length),
-        client_id=_client_id(data),
+        client_id=client_id,
         username=_display_name(data),
         reply_to=_reply_to(data),
         attachments=_attachment_ids(data),
@@ -335,8 +357,18 @@ def dumps(frame: dict[str, Any]) -> str:
     return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 
-def error_frame(code: str, detail: str) -> str:
-    return dumps({"type": "error", "code": str(code), "detail": detail})
+def error_frame(
+    code: str, detail: str, *, client_id: str | None = None, close_code: int | None = None
+) -> str:
+    """An error: `closing` says whether the server closes the socket now (with `close_code`);
+    `client_id` is the answered frame's, when it had one."""
+    frame: dict[str, Any] = {"type": "error", "code": str(code), "detail": detail}
+    if client_id is not None:
+        frame["client_id"] = client_id
+    frame["closing"] = close_code is not None
+    if close_code is not None:
+        frame["close_code"] = int(close_code)
+    return dumps(frame)
 
 
 def pong_frame() -> str:

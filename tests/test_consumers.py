@@ -522,3 +522,58 @@ async def test_chat_unexpected_failure_at_handshake_is_internal_error(room, alic
     monkeypatch.setattr("chat.realtime.handshakes.rooms_for_connections", broken_access)
     communicator = await open_socket(room_path(room), token=factories.access_token(alice))
     await assert_rejected(communicator, "internal_error", 1011)
+
+
+# --- error frames say what they answer and whether the socket closes -------------------------
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        ({"type": "chat.message", "message": " ", "client_id": "c-1"}, "empty_message"),
+        ({"type": "nonsense", "client_id": "c-1"}, "unknown_type"),
+        ({"type": "read", "message_id": "x", "client_id": "c-1"}, "invalid_frame"),
+        (
+            {"type": "reaction.add", "message_id": 999999, "emoji": "👍", "client_id": "c-1"},
+            "message_not_found",
+        ),
+        (
+            {"type": "chat.edit", "message_id": 999999, "message": "oi", "client_id": "c-1"},
+            "message_not_found",
+        ),
+    ],
+)
+async def test_an_error_carries_the_client_id_of_the_frame_it_answers(room, alice, frame, code):
+    socket = await joined(room_path(room), token=factories.access_token(alice))
+    await socket.send_json_to(frame)
+
+    error = await socket.receive_json_from()
+
+    assert error == {
+        "type": "error",
+        "code": code,
+        "detail": error["detail"],
+        "client_id": "c-1",
+        "closing": False,
+    }
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}, "the next answer is its own"
+    await socket.disconnect()
+
+
+async def test_an_error_answers_no_client_id_it_could_not_read(room, alice):
+    socket = await joined(room_path(room), token=factories.access_token(alice))
+    await socket.send_json_to({"type": "chat.message", "message": "oi", "client_id": 7})
+    error = await socket.receive_json_from()
+    assert (error["code"], "client_id" in error, error["closing"]) == (
+        "invalid_frame",
+        False,
+        False,
+    )
+    await socket.disconnect()
+
+
+async def test_a_refusal_that_closes_says_so_with_its_close_code(room, outsider):
+    socket = await open_socket(room_path(room), token=factories.access_token(outsider))
+    frame = await assert_rejected(socket, "not_a_member", 4403)
+    assert (frame["closing"], frame["close_code"]) == (True, 4403)

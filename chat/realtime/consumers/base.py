@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import logging
 import secrets
@@ -36,6 +37,11 @@ logger = logging.getLogger("chat.realtime.consumers")
 
 # Socket ids: unique across processes (presence on Redis keys on them) without reading
 # os.urandom per handshake.
+# The client_id of the frame being answered: errors carry it back (tasks a frame starts, a
+# coalesced read's, inherit it). A context variable, not socket state: nothing per socket.
+answering_client_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "answering_client_id", default=None
+)
 _PROCESS_TAG = secrets.token_hex(6)
 _socket_numbers = itertools.count(1)
 # Frames that write: they count against the rate limits.
@@ -143,7 +149,13 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         )
         if not self.accepted:
             await self.accept()
-        await self.send(text_data=protocol.error_frame(rejection, detail))  # past any budget
+        frame = protocol.error_frame(
+            rejection,
+            detail,
+            client_id=answering_client_id.get(),
+            close_code=int(rejection.close_code),
+        )
+        await self.send(text_data=frame)  # past any budget
         await self.close(code=int(rejection.close_code))
 
     async def send(self, text_data=None, bytes_data=None, close=False):
@@ -166,13 +178,16 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         return True
 
     async def send_error(self, code: FrameError, detail: str) -> None:
-        await self.send(text_data=protocol.error_frame(code, detail))
+        frame = protocol.error_frame(code, detail, client_id=answering_client_id.get())
+        await self.send(text_data=frame)
 
     def log_user(self) -> str:
         user = self.user
         return user.username if user is not None and user.is_authenticated else "anonymous"
 
     async def receive(self, text_data=None, bytes_data=None):
+        # One task reads every frame of the socket: each frame sets what it answers anew.
+        answering_client_id.set(None)
         if self.closing:
             return
         if text_data is None:
@@ -187,7 +202,9 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
                 text_data, max_message_length=settings.CHAT_MAX_MESSAGE_LENGTH
             )
         except ProtocolError as error:
+            answering_client_id.set(error.client_id)
             return await self.send_error(error.code, error.detail)
+        answering_client_id.set(frame.client_id)
         handler = self.frame_handlers.get(frame.type)
         if handler is None:
             return await self.send_error(
