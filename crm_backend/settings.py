@@ -374,5 +374,7 @@ LOGGING = {
     "loggers": {
         "accounts": {"level": env.str("CHAT_LOG_LEVEL", default="INFO")},
         "chat": {"level": env.str("CHAT_LOG_LEVEL", default="INFO")},
+        # "Listening on TCP address …": the line that says the server is up.
+        "daphne.server": {"level": "INFO"},
     },
 }

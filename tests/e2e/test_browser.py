@@ -674,3 +674,35 @@ def test_a_deals_room_opens_from_the_crm_shows_its_record_and_its_stage_changes(
     send(page, "mais uma")
     expect(page.locator("#error")).to_contain_text("room_read_only", timeout=TIMEOUT_MS)
     expect(messages_with(page, "mais uma")).to_have_count(0)
+
+
+# --- issue 19's frictions -------------------------------------------------------------------
+
+
+def test_the_page_loads_without_a_failed_request_and_keeps_its_login_on_reload(new_page):
+    page = new_page()
+    failed = []
+    page.on(
+        "response", lambda response: failed.append(response.url) if response.status >= 400 else None
+    )
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    assert failed == [], "no favicon 404, no other failed request"
+
+    log_in(page, "maria")
+    page.reload()
+
+    expect(page.locator("#login-info")).to_contain_text("maria", timeout=TIMEOUT_MS)
+    expect(page.locator("#room-select option", has_text=VENDAS)).to_have_count(1)
+    open_room(page, VENDAS)
+
+
+def test_refusals_read_in_portuguese_with_their_code(new_page, server):
+    page = new_page()
+    log_in(page, "pedro")
+    page.fill("#room-id", room_id_by_name(server, login(server, "maria"), VENDAS))
+    page.click("#connect-button")
+
+    error = page.locator("#error")
+    expect(error).to_contain_text("você não é membro desta sala", timeout=TIMEOUT_MS)
+    expect(error).to_contain_text("(not_a_member)")
