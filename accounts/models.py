@@ -5,6 +5,11 @@ from django.db import models
 class User(AbstractUser):
     """The CRM user; a custom model from the first migration so it can grow without pain."""
 
+    # A service account (apikeys): it authenticates with API keys only (no usable password),
+    # and what it posts is marked `user.is_bot` on the wire. A column of the user, not a table
+    # of its own: history pages already join the author, so the flag costs no further join.
+    is_bot = models.BooleanField(default=False)
+
 
 class ConnectionTicket(models.Model):
     """A single-use, short-lived ticket to open one WebSocket without a token in the URL.

@@ -3,6 +3,7 @@ import time
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +33,11 @@ class MeView(APIView):
         return Response(UserSerializer(request.user).data)
 
 
+TICKETS_NOT_FOR_KEYS = (
+    "API keys open sockets with their own 'Authorization: Api-Key' header, not with tickets"
+)
+
+
 class ConnectionTicketView(APIView):
     @extend_schema(request=None, responses={201: ConnectionTicketSerializer})
     def post(self, request: Request) -> Response:
@@ -39,6 +45,10 @@ class ConnectionTicketView(APIView):
 
         Keeps long-lived tokens out of URLs (and proxy logs). The socket it opens closes when
         the access token used here expires."""
+        if getattr(request.user, "api_key_room_ids", None) is not None:
+            # An API key's scope would not travel with the ticket; and a service account
+            # sends its key in the socket's own Authorization header.
+            raise PermissionDenied(TICKETS_NOT_FOR_KEYS, code="not_allowed")
         if request.auth is not None and "exp" in request.auth:
             token_expires_at = float(request.auth["exp"])
         else:  # session-authenticated (admin pages): as long as a fresh access token

@@ -35,6 +35,7 @@ class Rejection(StrEnum):
     TOKEN_INVALID = "token_invalid"
     TOKEN_EXPIRED = "token_expired"
     USER_INACTIVE = "user_inactive"
+    API_KEY_REVOKED = "api_key_revoked"
     NOT_A_MEMBER = "not_a_member"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     REMOVED_FROM_ROOM = "removed_from_room"
@@ -59,6 +60,7 @@ _REJECTION_CLOSE_CODES = {
     Rejection.TOKEN_INVALID: CloseCode.UNAUTHORIZED,
     Rejection.TOKEN_EXPIRED: CloseCode.UNAUTHORIZED,
     Rejection.USER_INACTIVE: CloseCode.UNAUTHORIZED,
+    Rejection.API_KEY_REVOKED: CloseCode.UNAUTHORIZED,
     Rejection.NOT_A_MEMBER: CloseCode.FORBIDDEN,
     Rejection.ORIGIN_NOT_ALLOWED: CloseCode.FORBIDDEN,
     Rejection.REMOVED_FROM_ROOM: CloseCode.FORBIDDEN,
@@ -76,6 +78,7 @@ _REJECTION_DETAILS = {
     Rejection.TOKEN_INVALID: "access token is not valid; log in again to get a new one",
     Rejection.TOKEN_EXPIRED: "access token expired; refresh it and reconnect",
     Rejection.USER_INACTIVE: "this user account is inactive",
+    Rejection.API_KEY_REVOKED: "this API key was revoked; ask for a new one",
     Rejection.NOT_A_MEMBER: "you are not a member of this room; ask a room admin to add you",
     Rejection.ORIGIN_NOT_ALLOWED: "this page's origin may not open chat connections; "
     "add it to CHAT_ALLOWED_ORIGINS",
@@ -383,7 +386,11 @@ def history_frame(messages: list[dict[str, Any]], *, has_more: bool) -> str:
     return dumps({"type": "chat.history", "messages": messages, "has_more": has_more})
 
 
-def user_payload(user_id: int | None, username: str) -> dict[str, Any]:
+def user_payload(user_id: int | None, username: str, is_bot: bool = False) -> dict[str, Any]:
+    """Who did something. `is_bot` only for service accounts: people's payloads (nearly every
+    frame) stay exactly as they were, and a client reads a missing `is_bot` as false."""
+    if is_bot:
+        return {"id": user_id, "username": username, "is_bot": True}
     return {"id": user_id, "username": username}
 
 
@@ -407,7 +414,7 @@ def message_payload(
         "id": message.id,
         "room": str(message.room_id),
         "message": message.text,
-        "user": user_payload(message.author_id, message.author_username),
+        "user": user_payload(message.author_id, message.author_username, message.author_is_bot),
         "created_at": timestamp(message.created_at),
         "client_id": message.client_id,
         "edited_at": timestamp(message.edited_at) if message.edited_at else None,

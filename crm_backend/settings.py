@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "accounts",
     "chat",
     "crm.apps.CrmConfig",  # the example CRM app (deals with rooms), docs/crm-integration.md
+    "apikeys",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +210,7 @@ CHAT_ACCOUNT_CHECK_SECONDS = env.float("CHAT_ACCOUNT_CHECK_SECONDS", default=10.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.JWTAuthentication",  # simplejwt's, with the sockets' codes
+        "apikeys.authentication.ApiKeyAuthentication",  # service accounts: Api-Key <key>
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

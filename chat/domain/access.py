@@ -28,7 +28,9 @@ def accessible_rooms(user) -> QuerySet[Room]:
     """Rooms whose messages and members `user` may see: those it is a member of."""
     if not may_see_rooms(user):
         return Room.objects.none()
-    return Room.objects.filter(memberships__user=user)
+    rooms = Room.objects.filter(memberships__user=user)
+    scope = key_scope(user)  # API keys
+    return rooms if scope is None else rooms.filter(pk__in=scope)
 
 
 def may_see_rooms(user) -> bool:
@@ -58,7 +60,7 @@ def is_member(*, room_id: uuid.UUID, user) -> bool:
     One lookup in the membership's (room, user) unique index, written as the one SQL statement
     it is: the same question asked through the ORM cost ~0.5 ms of CPU per message to build,
     three times the INSERT it guards (docs/performance.md, item 24)."""
-    if not may_see_rooms(user):
+    if not may_see_rooms(user) or not in_key_scope(user, room_id):
         return False
     room_field = Membership._meta.get_field("room").target_field
     connection = connections[Membership.objects.db]
@@ -114,11 +116,23 @@ def rooms_for_connections(
     one more to tell "no such room" from "not a member" when some are not."""
     wanted = [(user, _room_pk(room_id)) for user, room_id in requests]
     granted = _granted_rooms([(user, pk) for user, pk in wanted if pk is not None])
-    refused = {pk for user, pk in wanted if (user.pk, pk) not in granted and pk is not None}
+    # The key's scope per request, not in `granted` (keyed by user): two keys of one account,
+    # in one batch, may reach different rooms.
+    admitted = [
+        granted.get((user.pk, pk)) if in_key_scope(user, pk) else None for user, pk in wanted
+    ]
+    refused = {
+        pk
+        for (_, pk), room in zip(wanted, admitted, strict=True)
+        if room is None and pk is not None
+    }
     existing = (
         set(Room.objects.filter(pk__in=refused).values_list("pk", flat=True)) if refused else set()
     )
-    return [_room_or_refusal(granted.get((user.pk, pk)), pk in existing) for user, pk in wanted]
+    return [
+        _room_or_refusal(room, pk in existing)
+        for (_, pk), room in zip(wanted, admitted, strict=True)
+    ]
 
 
 def _room_pk(room_id: str) -> uuid.UUID | None:
@@ -193,3 +207,24 @@ def can_edit_message(user, message: Message, *, now: datetime) -> bool:
 def can_delete_message(user, message: Message) -> bool:
     """Authors delete their own messages; room admins delete any message of their room."""
     return message.author_id == user.pk or is_room_admin(user, message.room)
+
+
+# --- API keys (apikeys) ---------------------------------------------------------------------
+# A request or socket authenticated by an API key reaches only the rooms the key was granted,
+# among its account's memberships: the key's authentication puts them on the user as
+# `api_key_room_ids` (a frozenset of room pks). Any other user has none, and pays one getattr.
+
+
+def key_scope(user) -> frozenset | None:
+    """The rooms `user`'s API key was granted; None when no key limits it."""
+    return getattr(user, "api_key_room_ids", None)
+
+
+def in_key_scope(user, room_id) -> bool:
+    """`room_id` is within `user`'s key scope, or no key limits `user`."""
+    scope = getattr(user, "api_key_room_ids", None)
+    if scope is None:
+        return True
+    if not isinstance(room_id, uuid.UUID):
+        room_id = _room_pk(str(room_id))
+    return room_id in scope

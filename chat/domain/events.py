@@ -106,6 +106,15 @@ class RoomUpdated:
     seen_by: bool
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKeyRevoked:
+    """A service account's API key was revoked (apikeys): the sockets it opened close, on
+    every server process. Not a room's: it goes to the account's own sockets."""
+
+    user_id: int
+    key_id: int
+
+
 RoomEvent = (
     MessageCreated
     | MessageEdited
@@ -117,6 +126,7 @@ RoomEvent = (
     | MemberAdded
     | MemberRemoved
     | RoomUpdated
+    | ApiKeyRevoked
 )
 
 

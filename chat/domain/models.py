@@ -159,6 +159,10 @@ class Message(models.Model):
     def author_username(self) -> str:
         return self.author.username
 
+    @property
+    def author_is_bot(self) -> bool:
+        return self.author.is_bot
+
 
 def _attachment_path(attachment, filename: str) -> str:
     # Never the uploader's name on disk: a random one, by room (the name is kept in `name`).

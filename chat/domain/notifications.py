@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chat.domain import events
+from chat.domain.access import key_scope
 from chat.domain.models import Membership, Message, Notification, NotificationSettings, Room
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,9 @@ def notification_list(*, user, before: int | None = None, limit: int = 50):
 def _visible(user):
     """The user's notifications of rooms they are still a member of (a member removed loses
     them with the room: chat.domain.services.membership_remove deletes them too)."""
-    return Notification.objects.filter(user=user, room__memberships__user=user)
+    visible = Notification.objects.filter(user=user, room__memberships__user=user)
+    scope = key_scope(user)  # an API key's: its rooms only
+    return visible if scope is None else visible.filter(room_id__in=scope)
 
 
 def notifications_forget(*, room: Room, user) -> None:

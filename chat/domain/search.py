@@ -9,11 +9,12 @@ from __future__ import annotations
 import html
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db import connections, transaction
 
+from chat.domain.access import key_scope
 from chat.domain.models import Membership, Message
 
 MAX_QUERY_LENGTH = 200
@@ -41,6 +42,7 @@ class SearchFilters:
     author_id: int | None = None
     before: datetime | None = None  # created before
     after: datetime | None = None  # created at or after
+    rooms: frozenset | None = None  # an API key's scope: of the user's rooms, these only
 
 
 def message_search(
@@ -50,6 +52,8 @@ def message_search(
     returns (hits, has_more). Deleted messages are never found."""
     if fts5_query(query) is None:  # only exclusions, or no word: nothing to find, anywhere
         return [], False
+    if key_scope(user) is not None:
+        filters = replace(filters, rooms=key_scope(user))
     connection = connections[Message.objects.db]
     if connection.vendor == "postgresql":
         rows = _postgres_rows(query, filters, user.pk, connection, offset, limit)
@@ -91,6 +95,8 @@ def _filters_sql(
         if room is not None:
             where.append("m.room_id = %s")
             params.append(room)
+    if filters.rooms is not None:
+        where.append(_in_rooms(filters.rooms, room_field, connection, params))
     if filters.author_id is not None:
         where.append("m.author_id = %s")
         params.append(filters.author_id)
@@ -100,6 +106,14 @@ def _filters_sql(
             where.append(condition)
             params.append(connection.ops.adapt_datetimefield_value(moment))
     return where, params
+
+
+def _in_rooms(rooms: frozenset, room_field, connection, params: list) -> str:
+    """The condition "in one of `rooms`", its values appended to `params`."""
+    if not rooms:
+        return "FALSE"
+    params += [room_field.get_db_prep_value(room, connection) for room in rooms]
+    return f"m.room_id IN ({', '.join(['%s'] * len(rooms))})"
 
 
 def _rooms_array(user_id: int, room) -> tuple[str, list]:

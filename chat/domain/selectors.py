@@ -21,7 +21,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 
-from chat.domain.access import accessible_rooms, may_see_rooms
+from chat.domain.access import accessible_rooms, in_key_scope, may_see_rooms
 from chat.domain.models import (
     Membership,
     Message,
@@ -93,6 +93,7 @@ class MessageRow(NamedTuple):
     text: str
     author_id: int
     author_username: str
+    author_is_bot: bool
     created_at: datetime
     client_id: str | None
     edited_at: datetime | None
@@ -198,7 +199,7 @@ def member_message_list(
     empty page asks again, through `accessible_rooms`, to tell an empty page of a member's room
     from a room that is not the user's.
     """
-    if not may_see_rooms(user):
+    if not may_see_rooms(user) or not in_key_scope(user, room_id):
         return None
     page = _page(user, room_id, before, after, limit, thread)
     if page.results or accessible_rooms(user).filter(pk=room_id).exists():
@@ -306,6 +307,7 @@ _PAGE_FIELDS = (
     ("m", "text"),
     ("m", "author"),
     ("u", "username"),
+    ("u", "is_bot"),
     ("m", "created_at"),
     ("m", "client_id"),
     ("m", "edited_at"),
@@ -363,6 +365,7 @@ _CHANGE_COLUMNS = (
     "text",
     "author_id",
     "author__username",
+    "author__is_bot",
     "created_at",
     "client_id",
     "edited_at",

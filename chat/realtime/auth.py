@@ -23,6 +23,8 @@ from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 
 from accounts.authentication import token_refusal_code, user_id_from_claim
+from apikeys.authentication import key_from_header
+from apikeys.keys import key_authenticate
 from chat.protocol import Rejection
 
 logger = logging.getLogger(__name__)
@@ -51,14 +53,36 @@ def authenticate_ticket(ticket: str) -> TokenCheck:
 
 def token_from_scope(scope: dict) -> str | None:
     """The raw token: an ``Authorization: Bearer`` header wins over ``?token=``."""
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, credentials = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and credentials.strip():
-                return credentials.strip()
+    header = authorization_from_scope(scope)
+    if header is not None:
+        scheme, _, credentials = header.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     tokens = query.get("token")
     return tokens[0] if tokens and tokens[0] else None
+
+
+def authorization_from_scope(scope: dict) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return None
+
+
+def api_key_from_scope(scope: dict) -> str | None:
+    """An ``Authorization: Api-Key`` header's key (never from the URL, where it is logged)."""
+    header = authorization_from_scope(scope)
+    return key_from_header(header) if header is not None else None
+
+
+def authenticate_api_key(text: str) -> TokenCheck:
+    """A service account's API key (apikeys): its user carries the key's rooms, and a socket
+    it opens closes when the key is revoked."""
+    check = key_authenticate(text)
+    if check.refusal is not None:
+        return TokenCheck(AnonymousUser(), Rejection(check.refusal))
+    return TokenCheck(check.user)
 
 
 def _refusal_for_invalid_token(raw_token: str) -> Rejection:
@@ -159,12 +183,16 @@ class _UsersReadAtOnce(UserModelStandIn):
 class Credential:
     """What a handshake presents: an access token or a connection ticket."""
 
-    kind: str  # "token" or "ticket"
+    kind: str  # "token", "ticket" or "api_key"
     value: str
 
 
 def credential_from_scope(scope: dict) -> Credential | None:
-    """The handshake's credential: a token (header, then ``?token=``) wins over ``?ticket=``."""
+    """The handshake's credential: an API key or a token in the header, then ``?token=``,
+    then ``?ticket=``."""
+    api_key = api_key_from_scope(scope)
+    if api_key is not None:
+        return Credential("api_key", api_key)
     raw_token = token_from_scope(scope)
     if raw_token:
         return Credential("token", raw_token)
@@ -185,12 +213,15 @@ def authenticate_credentials(
     for credential, path in zip(credentials, paths, strict=True):
         if credential.kind == "token":
             check = next(tokens)
+        elif credential.kind == "api_key":
+            check = authenticate_api_key(credential.value)
         else:
             check = authenticate_ticket(credential.value)
         if check.refusal:
             logger.info("WebSocket authentication failed: %s (path %s)", check.refusal, path)
         else:
-            logger.info("User found in JWT: %s", check.user.username)
+            if credential.kind == "token":
+                logger.info("User found in JWT: %s", check.user.username)
             logger.info("WebSocket user authenticated: %s", check.user.username)
         checks.append(check)
     return checks

@@ -71,6 +71,11 @@ def member_removed_event(user_id: int, reason: str, frame: str | None) -> dict:
     return {"type": "member.removed", "user_id": user_id, "reason": reason, "frame": frame}
 
 
+def api_key_revoked_event(user_id: int, key_id: int) -> dict:
+    """The sockets that key opened close (`api_key_revoked`); the user's others stay."""
+    return {"type": "api_key.revoked", "user_id": int(user_id), "key_id": int(key_id)}
+
+
 def layer_event(event: events.RoomEvent) -> dict:
     """The channel-layer event for a domain event, its frame rendered once for every socket."""
     if isinstance(event, events.MemberRemoved):
@@ -134,6 +139,10 @@ PUBLISH_TIMEOUT_SECONDS = 5.0  # a stalled Redis must not hold the room's order 
 def deliveries(event: events.RoomEvent) -> list[tuple[str, dict]]:
     """(group, layer event) pairs for a domain event: its room's group, or, for notifications,
     each notified user's group."""
+    if isinstance(event, events.ApiKeyRevoked):  # the account's sockets, whatever their room
+        return [
+            (user_group_name(event.user_id), api_key_revoked_event(event.user_id, event.key_id))
+        ]
     if isinstance(event, events.NotificationsCreated):
         return [
             (
@@ -164,10 +173,14 @@ def publish(event: events.RoomEvent) -> bool:
         logger.exception(
             "could not announce %s to room %s: channel layer unavailable",
             type(event).__name__,
-            event.room_id,
+            getattr(event, "room_id", None),
         )
         return False
     except Exception:  # stored either way: a failure here must not look like a failed write
-        logger.exception("could not announce %s to room %s", type(event).__name__, event.room_id)
+        logger.exception(
+            "could not announce %s to room %s",
+            type(event).__name__,
+            getattr(event, "room_id", None),
+        )
         return False
     return True

@@ -105,9 +105,30 @@ async def close_refused_sockets() -> None:
         for pair, reason in refused.items()
         for socket in sockets[pair]
     ]
+    closing += await _revoked_key_closes([s for group in sockets.values() for s in group])
     if closing:
         logger.info("account check: closing %d sockets", len(closing))
         await asyncio.gather(*closing, return_exceptions=True)
+
+
+async def _revoked_key_closes(sockets: list) -> list:
+    """Closes of the sockets whose API key was revoked where no event reached this process
+    (`manage.py revoke_api_key` on the in-memory layer): one more query, only when sockets
+    opened with keys are open."""
+    from channels.db import database_sync_to_async
+
+    from apikeys.keys import revoked_key_ids
+    from chat.protocol import Rejection
+
+    by_key: dict[int, list] = {}
+    for socket in sockets:
+        key_id = getattr(socket, "api_key_id", lambda: None)()
+        if key_id is not None:
+            by_key.setdefault(key_id, []).append(socket)
+    if not by_key:
+        return []
+    revoked = await database_sync_to_async(revoked_key_ids)(set(by_key))
+    return [s.reject(Rejection.API_KEY_REVOKED) for key in revoked for s in by_key[key]]
 
 
 class LayerWatchdog:

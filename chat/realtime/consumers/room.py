@@ -86,7 +86,7 @@ class ChatConsumer(BaseChatConsumer):
             return
         await self.accept()
         self.close_when_token_expires()
-        self.user_ref = protocol.user_payload(self.user.pk, self.user.username)
+        self.user_ref = protocol.user_payload(self.user.pk, self.user.username, self.user.is_bot)
         await self.send(
             text_data=protocol.connection_established_frame(
                 room={
@@ -398,6 +398,16 @@ class ChatConsumer(BaseChatConsumer):
         if event.get("frame") is not None:
             await self.chat_broadcast(event)
 
+    async def api_key_revoked(self, event):
+        """The API key this socket was opened with was revoked (apikeys): it closes; the
+        account's sockets of other keys stay."""
+        if event["key_id"] == self.api_key_id():
+            await self.reject(Rejection.API_KEY_REVOKED)
+
+    def api_key_id(self) -> int | None:
+        """The API key the socket was opened with (chat.realtime.auth), if any."""
+        return getattr(self.user, "api_key_id", None)
+
     async def websocket_disconnect(self, message):
         if self.read_flush is not None:  # a coalesced read still waiting: store it, not lose it
             self.read_flush.cancel()
@@ -422,6 +432,7 @@ class ChatConsumer(BaseChatConsumer):
     room_event_handlers = {
         **BaseChatConsumer.room_event_handlers,
         "member.removed": member_removed,
+        "api_key.revoked": api_key_revoked,
     }
 
     frame_handlers = {
