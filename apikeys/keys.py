@@ -47,6 +47,12 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "replace")).hexdigest()
 
 
+def _new_key() -> tuple[str, str]:
+    """(prefix, secret). The prefix in hex: a key or prefix starting with "-" would read as
+    an option on a command line (`manage.py revoke_api_key`). 256 bits of secret."""
+    return secrets.token_hex(5), secrets.token_urlsafe(32)
+
+
 def service_account_get_or_create(username: str):
     """The service account `username`, made if there is none: a bot without a usable
     password (it cannot log in, only use keys). A person of that name is refused."""
@@ -69,7 +75,7 @@ def key_create(*, user, rooms, name: str = "") -> tuple[ApiKey, str]:
     rooms = list(rooms)
     for room in rooms:
         services.membership_add(room=room, user=user)
-    prefix, secret = secrets.token_urlsafe(6), secrets.token_urlsafe(32)
+    prefix, secret = _new_key()
     with transaction.atomic():
         key = ApiKey.objects.create(user=user, name=name, prefix=prefix, digest=_digest(secret))
         key.rooms.set(rooms)
@@ -79,7 +85,7 @@ def key_create(*, user, rooms, name: str = "") -> tuple[ApiKey, str]:
 
 def key_secret_set(key: ApiKey) -> str:
     """Give an unsaved key its prefix and digest (the admin's add form); returns its text."""
-    key.prefix, secret = secrets.token_urlsafe(6), secrets.token_urlsafe(32)
+    key.prefix, secret = _new_key()
     key.digest = _digest(secret)
     return f"{key.prefix}{SEPARATOR}{secret}"
 

@@ -59,7 +59,7 @@ from chat.domain import (
 from chat.domain.access import accessible_rooms, room_for_connection
 from chat.domain.models import Room
 from chat.protocol import Rejection
-from chat.realtime.auth import authenticate_token
+from chat.realtime.auth import authenticate_api_key, authenticate_token
 from chat.realtime.presence import online_members
 from chat.realtime.refusals import websocket_refusal
 
@@ -607,10 +607,13 @@ class RoomAccessView(APIView):
         )
 
     def rejection(self, request: Request, room_id: str) -> Rejection | None:
-        scheme, _, raw_token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not raw_token.strip():
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "api-key":  # a service account's (apikeys)
+            check = authenticate_api_key(credentials.strip())
+        elif scheme.lower() == "bearer" and credentials.strip():
+            check = authenticate_token(credentials.strip())
+        else:
             return Rejection.AUTHENTICATION_REQUIRED
-        check = authenticate_token(raw_token.strip())
         if check.refusal is not None:
             return check.refusal
         refusal = room_for_connection(user=check.user, room_id=room_id)[1]
