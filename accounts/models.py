@@ -8,7 +8,7 @@ class User(AbstractUser):
     # A service account (apikeys): it authenticates with API keys only (no usable password),
     # and what it posts is marked `user.is_bot` on the wire. A column of the user, not a table
     # of its own: history pages already join the author, so the flag costs no further join.
-    is_bot = models.BooleanField(default=False)
+    is_bot = models.BooleanField(default=False, db_default=False)  # raw INSERTs need not name it
 
 
 class ConnectionTicket(models.Model):
