@@ -289,6 +289,22 @@ def test_a_person_cannot_be_given_a_key_in_the_admin(room, alice):
 # --- the membership rule ------------------------------------------------------------------
 
 
+def test_writes_with_a_key_stay_in_its_rooms_whatever_the_transport(room, other_room, bot):
+    """The domain's own write check (chat.domain.access.writer_state), not only the views'."""
+    from apikeys.keys import key_authenticate
+    from chat.domain.access import is_member
+    from chat.domain.refusals import NotAMember
+    from chat.domain.services import message_create
+
+    scoped = key_authenticate(key_create(user=bot, rooms=[room])[1]).user
+    assert is_member(room_id=room.pk, user=scoped)
+    assert not is_member(room_id=other_room.pk, user=scoped)
+    assert is_member(room_id=other_room.pk, user=bot), "the account itself is a member"
+    with pytest.raises(NotAMember):
+        message_create(room=other_room, author=scoped, text="fora do escopo")
+    assert message_create(room=room, author=scoped, text="dentro").created
+
+
 def test_two_keys_of_one_bot_checked_together_keep_their_own_rooms(room, other_room, bot):
     from apikeys.keys import key_authenticate
 

@@ -75,7 +75,7 @@ def is_member(*, room_id: uuid.UUID, user) -> bool:
 def writer_state(*, room_id: uuid.UUID, user) -> tuple[bool, bool]:
     """(member, room read-only): what every write checks, in the one lookup `is_member` makes
     (the room's row joined by its primary key)."""
-    if not may_see_rooms(user):
+    if not may_see_rooms(user) or not in_key_scope(user, room_id):
         return False, False
     room_field = Membership._meta.get_field("room").target_field
     connection = connections[Membership.objects.db]
