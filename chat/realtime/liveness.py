@@ -15,7 +15,8 @@ On every layer, a second task per process checks accounts every CHAT_ACCOUNT_CHE
 a user deactivated or removed from a room where no event reaches this process (`manage.py
 shell`, a cron job, SQL, another process on the in-memory layer) has its sockets closed
 within that time, as the admin's event does at once (chat.domain.signals). One query per check
-(chat.domain.access.refused_connections); nothing runs per message.
+(chat.domain.access.refused_connections), and one more when sockets opened with API keys are
+open (a key revoked where its event could not reach); nothing runs per message.
 """
 
 from __future__ import annotations
@@ -214,13 +215,14 @@ async def announce_offline(layer, room_id, user_ids: set[int]) -> None:
     from chat.realtime.delivery import broadcast_event, room_group_name
 
     users = await database_sync_to_async(
-        lambda: list(get_user_model().objects.filter(pk__in=user_ids).values("id", "username"))
+        lambda: list(
+            get_user_model().objects.filter(pk__in=user_ids).values("id", "username", "is_bot")
+        )
     )()
     for user in users:
         logger.info("presence expired: user=%s room=%s", user["username"], room_id)
-        frame = protocol.presence_frame(
-            room_id=room_id, user=protocol.user_payload(user["id"], user["username"]), online=False
-        )
+        who = protocol.user_payload(user["id"], user["username"], user["is_bot"])
+        frame = protocol.presence_frame(room_id=room_id, user=who, online=False)
         await layer.group_send(room_group_name(room_id), broadcast_event(frame))
 
 
