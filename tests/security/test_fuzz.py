@@ -278,7 +278,13 @@ def _is_ping(text: str) -> bool:
         frame = json_input.loads(text)
     except ValueError:
         return False
-    return isinstance(frame, dict) and frame.get("type") == "ping"
+    if not (isinstance(frame, dict) and frame.get("type") == "ping"):
+        return False
+    try:  # a ping with an invalid client_id is refused as any frame would be
+        protocol.valid_client_id(frame.get("client_id"))
+    except protocol.ProtocolError:
+        return False
+    return True
 
 
 def _sent_message(text: str):
