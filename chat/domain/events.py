@@ -4,13 +4,19 @@ Domain operations (chat.domain.services) call `announce_on_commit` inside their 
 event reaches the publisher only once the transaction commits, so nothing that rolled back is
 ever announced (Zulip's send_event_on_commit, Odoo's bus). The publisher is the real-time
 tier's (chat.realtime.delivery, installed by ChatConfig.ready): the domain knows no channel layer.
+
+Recorders (`recorder_install`) are the other way out: called at once, inside the change's
+transaction, so what they write (an outbox: webhooks.outbox) commits or rolls back with the
+change itself. The domain knows none of them either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,8 +162,58 @@ def publisher_install(publisher: Publisher) -> None:
     _publisher = publisher
 
 
+# A recorder: event -> None, writing what it keeps in the current transaction (raising fails
+# the change); and whether it would write anything for a room at all.
+Recorder = Callable[[RoomEvent], None]
+RoomInterest = Callable[[uuid.UUID], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    record: Recorder
+    interested: RoomInterest
+
+
+_recordings: list[_Recording] = []
+# The room a change was just told no recorder wants (recorded_atomically): not asked again.
+_room_not_recorded: ContextVar[uuid.UUID | None] = ContextVar("room_not_recorded", default=None)
+
+
+def recorder_install(record: Recorder, *, interested: RoomInterest) -> None:
+    """Call `record` with every event inside its change's transaction, before it commits
+    (the webhooks app installs its outbox at start-up)."""
+    _recordings.append(_Recording(record, interested))
+
+
+def recorded_atomically(room_id: uuid.UUID) -> contextlib.AbstractContextManager:
+    """For a change stored without a transaction of its own (one INSERT is atomic by itself):
+    a transaction only when a recorder will write with it, so the change and what is recorded
+    of it commit together; otherwise none, and the recorders are not asked again inside."""
+    if any(recording.interested(room_id) for recording in _recordings):
+        return transaction.atomic()
+    return _not_recorded(room_id)
+
+
+@contextlib.contextmanager
+def _not_recorded(room_id: uuid.UUID) -> Iterator[None]:
+    token = _room_not_recorded.set(room_id)
+    try:
+        yield
+    finally:
+        _room_not_recorded.reset(token)
+
+
+def _record(event: RoomEvent) -> None:
+    if _room_not_recorded.get() == event.room_id:
+        return
+    for recording in _recordings:
+        recording.record(event)
+
+
 def announce_on_commit(event: RoomEvent) -> Announcement:
-    """Publish `event` once the current transaction commits (at once outside of one)."""
+    """Hand `event` to the recorders now, and publish it once the current transaction commits
+    (at once outside of one)."""
+    _record(event)  # inside the transaction: an outbox row rolls back with the change
     announcement = Announcement(event)
 
     def publish() -> None:

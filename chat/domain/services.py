@@ -103,9 +103,11 @@ def message_create(
             and not may_mention(text)
         )
         if client_id is None and plain:
-            # One INSERT is atomic by itself, and the room's order is held: no transaction.
-            message = Message.objects.create(room=room, author=author, text=text)
-            return _created(message)
+            # One INSERT is atomic by itself, and the room's order is held: no transaction,
+            # unless a recorder (a webhook's outbox) must commit its rows with the message.
+            with events.recorded_atomically(room.pk):
+                message = Message.objects.create(room=room, author=author, text=text)
+                return _created(message)
         with transaction.atomic():
             stored = _stored_retry(room, author, client_id)
             if stored is not None:  # before any check: what was stored stays the answer
