@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from accounts.client_address import trusted_proxies
 from crm_backend.csp import add_static_headers
 from crm_backend.file_storage import storages_from_env
+from webhooks.destinations import private_networks_allowed
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -44,6 +45,7 @@ INSTALLED_APPS = [
     "chat",
     "crm.apps.CrmConfig",  # the example CRM app (deals with rooms), docs/crm-integration.md
     "apikeys",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -358,6 +360,19 @@ CHAT_NOTIFY_EMAIL_AFTER_MINUTES = env.int("CHAT_NOTIFY_EMAIL_AFTER_MINUTES", def
 # Where users reach this server: links in e-mails (a digest's unsubscribe link).
 CHAT_PUBLIC_BASE_URL = env.str("CHAT_PUBLIC_BASE_URL", default="http://localhost:8000")
 
+# Outgoing webhooks (webhooks/, sent by `manage.py deliver_webhooks`): a delivery is tried at
+# most MAX_ATTEMPTS times, waiting BACKOFF seconds after the first failure, doubling up to
+# BACKOFF_MAX (half of each wait random); each attempt's connection and answer within TIMEOUT.
+CHAT_WEBHOOK_MAX_ATTEMPTS = env.int("CHAT_WEBHOOK_MAX_ATTEMPTS", default=8)
+CHAT_WEBHOOK_TIMEOUT_SECONDS = env.float("CHAT_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+CHAT_WEBHOOK_BACKOFF_SECONDS = env.float("CHAT_WEBHOOK_BACKOFF_SECONDS", default=30.0)
+CHAT_WEBHOOK_BACKOFF_MAX_SECONDS = env.float("CHAT_WEBHOOK_BACKOFF_MAX_SECONDS", default=3600.0)
+# Webhook URLs resolving to loopback, private, link-local, multicast or reserved addresses are
+# refused (SSRF) but in these networks: false (none), true (all), or e.g. 127.0.0.1/32.
+CHAT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = private_networks_allowed(
+    env.str("CHAT_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default="false")
+)
+
 # E-mail: printed on the console unless EMAIL_URL names a server, e.g.
 # smtp+tls://user:password@smtp.example.com:587 (django-environ's email_url).
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
@@ -378,5 +393,6 @@ LOGGING = {
         "chat": {"level": env.str("CHAT_LOG_LEVEL", default="INFO")},
         # "Listening on TCP address …": the line that says the server is up.
         "daphne.server": {"level": "INFO"},
+        "webhooks": {"level": env.str("CHAT_LOG_LEVEL", default="INFO")},
     },
 }

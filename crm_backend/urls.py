@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/auth/", include("accounts.urls")),
     path("api/chat/", include("chat.api.urls")),
     path("api/crm/", include("crm.urls")),
+    path("api/chat/", include("webhooks.urls")),  # rooms/<id>/webhooks/
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),
