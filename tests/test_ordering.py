@@ -215,18 +215,20 @@ def _record_statements(statements: list):
 
 def test_a_message_costs_a_member_check_and_one_insert_outside_a_transaction(published):
     """The room's order serializes its writes already: no BEGIN/COMMIT and no row lock around
-    the INSERT; on PostgreSQL the advisory lock is taken and released around it."""
+    the INSERT; on PostgreSQL the advisory lock is taken and released around it. The room's
+    webhook subscriptions are looked up first (none: no transaction; webhooks.outbox)."""
     author = make_user()
     room = make_room(members=[author])
     statements = []
     with connection.execute_wrapper(_record_statements(statements)):
         result = message_create(room=room, author=author, text="hi")
     assert result.created
-    expected = [("SELECT r.read_only", False), ("INSERT INTO", False)]
+    expected = [("SELECT r.read_only", False), ("SELECT 1", False), ("INSERT INTO", False)]
     if connection.vendor == "postgresql":
         expected = [
             ("SELECT pg_try_advisory_lock(%s)", False),
             ("SELECT r.read_only", False),  # the membership, inside the order
+            ("SELECT 1", False),  # any webhook subscription of the room?
             ("INSERT INTO", False),
             ("SELECT pg_advisory_unlock(%s)", False),
         ]
