@@ -204,7 +204,8 @@ def _not_recorded(room_id: uuid.UUID) -> Iterator[None]:
 
 
 def _record(event: RoomEvent) -> None:
-    if _room_not_recorded.get() == event.room_id:
+    room_id = getattr(event, "room_id", None)  # an account's events (a key revoked) have none
+    if room_id is not None and _room_not_recorded.get() == room_id:
         return
     for recording in _recordings:
         recording.record(event)
