@@ -96,7 +96,7 @@ class RoomAdmin(admin.ModelAdmin):
         formset.save_m2m()
         return None
 
-    list_display = ["name", "type", "id", "created_by", "created_at"]
+    list_display = ["name", "type", "id", "created_by", "created_at", "retention_days"]
     list_filter = ["type"]
     search_fields = ["name", "id"]
     inlines = [MembershipInline]

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from chat import protocol
 from chat.domain import records
-from chat.domain.models import Membership, Room
+from chat.domain.models import RETENTION_DAYS_MAX, Membership, Room
 
 MAX_ID = 2**63 - 1  # the id columns' range (a larger number names nothing, and SQLite refuses it)
 
@@ -89,6 +89,11 @@ class RoomSerializer(serializers.ModelSerializer):
     read_only = serializers.BooleanField(
         read_only=True, help_text="closed to new messages (its record is closed)"
     )
+    retention_days = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="messages older than this many days are deleted (tombstones); null: never",
+    )
 
     class Meta:
         model = Room
@@ -104,6 +109,7 @@ class RoomSerializer(serializers.ModelSerializer):
             "last_message",
             "record",
             "read_only",
+            "retention_days",
         ]
         read_only_fields = ["id", "created_at"]
 
@@ -309,7 +315,19 @@ class RoomRenameSerializer(serializers.Serializer):
 
 
 class RoomSettingsSerializer(serializers.Serializer):
-    seen_by = StrictBooleanField(help_text="members see each other's read markers (seen by)")
+    """The settings to change; those left out stay as they are."""
+
+    seen_by = StrictBooleanField(
+        required=False, help_text="members see each other's read markers (seen by)"
+    )
+    retention_days = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=RETENTION_DAYS_MAX,
+        help_text="messages older than this many days are deleted, daily (tombstones: ids "
+        "stay); null: kept forever",
+    )
 
 
 class SeenBySerializer(serializers.Serializer):

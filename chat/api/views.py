@@ -255,14 +255,12 @@ class RoomSettingsView(APIView):
 
     @extend_schema(request=RoomSettingsSerializer, responses=RoomDetailSerializer)
     def patch(self, request: Request, room_id) -> Response:
-        """Room admins: whether members see each other's read markers; sockets get
-        `room.updated`."""
+        """Room admins: whether members see each other's read markers, how many days
+        messages are kept; only the settings given change; sockets get `room.updated`."""
         room = room_for_request(request, room_id)
         body = RoomSettingsSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.room_seen_by_set(
-            room=room, enabled=body.validated_data["seen_by"], by=request.user
-        )
+        services.room_settings_set(room=room, changes=body.validated_data, by=request.user)
         room = selectors.room_detail(user=request.user, room_id=room_id)
         context = last_messages_context([room], viewer=request.user)
         return Response(RoomDetailSerializer(room, context=context).data)

@@ -2,9 +2,12 @@ import uuid
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from chat.domain.fields import NulSafeTextField
+
+RETENTION_DAYS_MAX = 36500  # a hundred years: any longer is "forever", which is null
 
 
 class Room(models.Model):
@@ -42,6 +45,14 @@ class Room(models.Model):
     record_label = models.CharField(max_length=200, blank=True, default="")  # str(record)
     # Closed to new messages (a won deal): history stays readable.
     read_only = models.BooleanField(default=False)
+    # Messages older than this many days become tombstones (chat.domain.retention, run daily
+    # by `manage.py apply_chat_retention`); null: kept forever.
+    retention_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(RETENTION_DAYS_MAX)],
+        help_text="messages older than this many days are deleted (tombstones); empty: never",
+    )
 
     class Meta:
         ordering = ["name"]

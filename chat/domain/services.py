@@ -28,6 +28,7 @@ from chat.domain.access import (
 )
 from chat.domain.attachments import attachments_claim
 from chat.domain.models import (
+    RETENTION_DAYS_MAX,
     Membership,
     Message,
     MessageRevision,
@@ -412,6 +413,36 @@ def room_seen_by_set(*, room: Room, enabled: bool, by=None) -> Room:
     `room.updated`. Off: `read` frames reach only the reader's own sockets, and nobody can list
     who has seen a message."""
     return _room_update(room, {"seen_by": enabled}, by=by)
+
+
+ROOM_SETTINGS = frozenset({"seen_by", "retention_days"})
+
+
+def room_settings_set(*, room: Room, changes: dict, by=None) -> Room:
+    """Change some of a room's settings at once (room admins): `seen_by` (room_seen_by_set)
+    and `retention_days` (messages older than that many days become tombstones,
+    chat.domain.retention; None keeps them forever). Members get `room.updated`; no change
+    asked: nothing is stored or announced."""
+    unknown = set(changes) - ROOM_SETTINGS
+    if unknown:
+        raise refusals.InvalidRequest(f"no such room setting: {', '.join(sorted(unknown))}")
+    if "retention_days" in changes:
+        retention_days_check(changes["retention_days"])
+    if not changes:
+        _admin_check(room=room, by=by)
+        return room
+    return _room_update(room, changes, by=by)
+
+
+def retention_days_check(days: int | None) -> None:
+    """None (forever) or a whole number of days, 1 to RETENTION_DAYS_MAX."""
+    valid = days is None or (
+        isinstance(days, int) and not isinstance(days, bool) and 1 <= days <= RETENTION_DAYS_MAX
+    )
+    if not valid:
+        raise refusals.InvalidRequest(
+            f"retention_days: null (forever) or 1 to {RETENTION_DAYS_MAX} days"
+        )
 
 
 def _room_update(room: Room, fields: dict, *, by) -> Room:
