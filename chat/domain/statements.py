@@ -102,6 +102,21 @@ def change_seq_take(*, room_id: uuid.UUID) -> int:
     return 1
 
 
+def change_seqs_take(*, room_id: uuid.UUID, count: int) -> int:
+    """`count` consecutive change numbers of the room at once (for a batch of changed
+    messages, each its own); returns the first."""
+    table, key = RoomSequence._meta.db_table, _room_key(room_id)
+    row = _execute(
+        f"UPDATE {table} SET change_seq = change_seq + %s WHERE room_id = %s RETURNING change_seq",
+        [count, key],
+        _one,
+    )
+    if row is not None:
+        return row[0] - count + 1
+    _execute(f"INSERT INTO {table} (room_id, change_seq) VALUES (%s, %s)", [key, count])
+    return 1
+
+
 def message_change_seq_set(*, message_id: int, change_seq: int) -> None:
     _execute(
         f"UPDATE {Message._meta.db_table} SET change_seq = %s WHERE id = %s",
