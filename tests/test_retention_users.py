@@ -23,6 +23,7 @@ from chat.domain.models import (
     NotificationSettings,
     Reaction,
     Room,
+    RoomSequence,
 )
 from tests.factories import PASSWORD, access_token, make_room, make_user
 from tests.test_retention import changes, history, picture, post
@@ -250,3 +251,17 @@ async def test_erasure_closes_the_users_sockets(room, alice, bob):
 
     await assert_rejected(socket, "user_inactive", 4401)
     assert not await database_sync_to_async(Room.objects.filter(memberships__user=bob).exists)()
+
+
+def test_each_changed_message_takes_one_change_number(story, bob, room):
+    hers = story["alice"][0]
+    services.reaction_add(room=room, message_id=hers.pk, user=bob, emoji="🎉")  # two of his
+    before = RoomSequence.objects.get(room=room).change_seq
+
+    erase("bob")
+
+    his_in_room = 3  # tombstoned, and hers: his two reactions went
+    assert RoomSequence.objects.get(room=room).change_seq == before + his_in_room + 1
+    changed = Message.objects.filter(room=room, change_seq__gt=0)
+    seqs = list(changed.values_list("change_seq", flat=True))
+    assert len(set(seqs)) == len(seqs), "no two messages share a change number"

@@ -393,12 +393,12 @@ def _reactions_remove(user) -> int:
     """The user's reactions on other people's messages, room by room in batches; each
     message whose reactions changed takes a change number."""
     removed = 0
-    by_room: dict[uuid.UUID, list[int]] = {}
+    by_room: dict[uuid.UUID, set[int]] = {}
     reacted = Reaction.objects.filter(user=user).values_list("message__room_id", "message_id")
-    for room_id, message_id in reacted.distinct():
-        by_room.setdefault(room_id, []).append(message_id)
-    for room_id, message_ids in by_room.items():
-        message_ids.sort()
+    for room_id, message_id in reacted.order_by():  # several emoji on a message: one change
+        by_room.setdefault(room_id, set()).add(message_id)
+    for room_id, reacted_ids in by_room.items():
+        message_ids = sorted(reacted_ids)
         for start in range(0, len(message_ids), BATCH_SIZE):
             ids = message_ids[start : start + BATCH_SIZE]
             with room_order(room_id), transaction.atomic():
