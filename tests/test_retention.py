@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -27,7 +28,7 @@ from chat.domain.models import (
     RoomSequence,
 )
 from tests.factories import make_room
-from tests.test_attachments import png
+from tests.test_attachments import Folder, png
 from tests.test_team_chat import api
 
 pytestmark = pytest.mark.django_db
@@ -144,16 +145,25 @@ def test_expired_messages_become_tombstones_and_after_stays_gapless(
     assert all(item["deleted"] for item in changed)
 
 
-def test_their_files_are_gone_from_storage(room, alice, bob, aged, settings):
-    old_file = Attachment.objects.get(message=aged["expired"][0])
-    names = [old_file.file.name, old_file.thumbnail.name]
-    storage = old_file.file.storage
-    assert all(storage.exists(name) for name in names)
+@pytest.fixture(params=["filesystem", "s3"])
+def files(request, settings):
+    """The stored files, seen from outside Django, on both storages (tests.test_attachments)."""
+    if request.param == "s3":
+        return request.getfixturevalue("s3_bucket")
+    return Folder(Path(settings.MEDIA_ROOT))
+
+
+def test_their_files_are_gone_from_storage(room, alice, bob, files):
+    Room.objects.filter(pk=room.pk).update(retention_days=30)
+    old = post(room, alice, "velha", files=[picture()], days_old=31)
+    new = post(room, alice, "nova", files=[picture()])
+    kept = Attachment.objects.get(message=new)
+    assert len(files.keys()) == 4, "two files, two thumbnails"
 
     retention_run()
 
-    assert not any(storage.exists(name) for name in names)
-    assert not Attachment.objects.filter(pk=old_file.pk).exists()
+    assert files.keys() == sorted(files.key(name) for name in (kept.file.name, kept.thumbnail.name))
+    assert not Attachment.objects.filter(message=old).exists()
 
 
 def test_running_it_again_changes_nothing(room, aged):
