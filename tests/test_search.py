@@ -79,7 +79,13 @@ def test_phrases_exclusions_and_or(room, alice, bob):
     assert found(bob, q="-cliente") == [], "a search needs a word to find"
 
 
-def test_filters_by_room_author_and_time(room, alice, bob):
+@pytest.mark.parametrize("recent_rows", [10_000, 1])
+def test_filters_by_room_author_and_time(room, alice, bob, monkeypatch, recent_rows):
+    """With RECENT_ROWS 1, PostgreSQL finds the rest with the filters through the GIN index
+    (chat.domain.search._older_matches: the user's rooms tested apart)."""
+    from chat.domain import search as search_module
+
+    monkeypatch.setattr(search_module, "RECENT_ROWS", recent_rows)
     other = make_room(members=[alice, bob], name="Vendas")
     post(room, alice, "meta de vendas")
     post(room, bob, "meta batida")
