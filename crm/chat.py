@@ -4,12 +4,16 @@ CHAT_RECORD_ACCESS_POLICIES ("crm.deal")."""
 
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 
 from chat.domain import records
 from crm.models import Deal
+
+logger = logging.getLogger(__name__)
 
 
 class DealPolicy:
@@ -22,6 +26,9 @@ class DealPolicy:
         if user.pk == deal.owner_id or deal.team.filter(pk=user.pk).exists():
             return True
         return user.has_perm("crm.view_deal")
+
+    def closed(self, deal: Deal) -> bool:
+        return deal.closed  # a room opened for a won or lost deal starts read-only
 
     def users_with_access(self, deal: Deal):
         users = get_user_model().objects
@@ -37,16 +44,32 @@ def follow_deals() -> None:
     post_save.connect(_stage_changed, sender=Deal, dispatch_uid="crm-deal-stage-after")
 
 
-def _remember_stage(sender, instance: Deal, raw: bool = False, **kwargs) -> None:
-    stored = Deal.objects.filter(pk=instance.pk).values_list("stage", flat=True).first()
-    instance._stage_before = None if raw else stored
+def _stage_saved(update_fields) -> bool:
+    return update_fields is None or "stage" in update_fields
 
 
-def _stage_changed(sender, instance: Deal, created: bool, raw: bool = False, **kwargs) -> None:
-    before, after = getattr(instance, "_stage_before", None), instance.stage
-    if raw or created or before is None or before == after:
+def _remember_stage(sender, instance: Deal, raw: bool = False, update_fields=None, **kwargs):
+    if raw or instance.pk is None or not _stage_saved(update_fields):
+        instance._stage_before = None
         return
-    transaction.on_commit(lambda: _announce_stage(instance, before, after))
+    stored = Deal.objects.filter(pk=instance.pk).values_list("stage", flat=True).first()
+    instance._stage_before = stored
+
+
+def _stage_changed(
+    sender, instance: Deal, created: bool, raw: bool = False, update_fields=None, **kwargs
+) -> None:
+    before, after = instance.__dict__.pop("_stage_before", None), instance.stage
+    if raw or created or before is None or before == after or not _stage_saved(update_fields):
+        return
+
+    def announce() -> None:
+        try:
+            _announce_stage(instance, before, after)
+        except Exception:  # the deal is saved; say so in the log, not as the saver's error
+            logger.exception("stage change of deal %s not announced", instance.pk)
+
+    transaction.on_commit(announce)
 
 
 def _announce_stage(deal: Deal, before: str, after: str) -> None:

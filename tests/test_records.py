@@ -230,3 +230,77 @@ def test_system_messages_are_ordered_with_the_others_and_authored_by_no_member(d
         "/api/auth/token/", {"username": records.SYSTEM_USERNAME, "password": ""}, format="json"
     )
     assert login.status_code in (400, 401), "the system user cannot log in"
+
+
+# --- what a review found (each failed before its fix) ------------------------------------
+
+
+def test_joining_the_team_from_the_users_side_lets_them_in(deal, outsider):
+    room = records.room_for_record(deal)
+    outsider.deals.add(deal)
+    assert "outsider" in members(room)
+
+
+def test_leaving_the_team_from_the_users_side_closes_them_out(deal, bob):
+    room = records.room_for_record(deal)
+    bob.deals.remove(deal)
+    assert "bob" not in members(room)
+    assert api(bob).get(f"/api/chat/rooms/{room.pk}/messages/").status_code == 404
+
+
+def test_clearing_a_users_deals_closes_them_out(deal, bob):
+    room = records.room_for_record(deal)
+    bob.deals.clear()
+    assert "bob" not in members(room)
+
+
+def test_a_room_opened_for_an_already_won_deal_is_read_only(deal, alice):
+    deal.stage = Deal.Stage.WON
+    deal.save()
+    response = api(alice).get(f"/api/chat/records/crm.deal/{deal.pk}/room/")
+    assert response.status_code == 200
+    room_id = response.json()["id"]
+    posted = api(alice).post(f"/api/chat/rooms/{room_id}/messages/", {"message": "ainda aberto?"})
+    assert posted.status_code == 409, posted.content
+
+
+def test_a_manager_who_loses_the_view_permission_loses_the_room(deal, alice):
+    manager = make_user("gerente")
+    manager.user_permissions.add(Permission.objects.get(codename="view_deal"))
+    room = records.room_for_record(deal)
+    assert "gerente" in members(room)
+    manager.user_permissions.clear()
+    manager = type(manager).objects.get(pk=manager.pk)  # fresh permission cache
+    assert "gerente" not in members(room)
+    assert not can_user_access(manager, room)
+    history = api(manager).get(f"/api/chat/rooms/{room.pk}/messages/")
+    assert history.status_code == 404
+
+
+def test_a_late_access_recompute_uses_the_record_as_stored(deal, alice):
+    carla, dave = make_user("carla"), make_user("dave")
+    room = records.room_for_record(deal)
+    first, second = Deal.objects.get(pk=deal.pk), Deal.objects.get(pk=deal.pk)
+    first.owner = carla
+    first.save()
+    second.owner = dave
+    second.save()
+    assert members(room) == ["bob", "dave"]
+    records.room_access_changed(first)  # A's callback, run after B's (two requests)
+    assert members(room) == ["bob", "dave"], "the stored owner is dave"
+
+
+def test_a_save_that_does_not_store_the_stage_announces_no_stage_change(deal, alice):
+    room = records.room_for_record(deal)
+    deal.stage = Deal.Stage.WON
+    deal.title = "novo título"
+    deal.save(update_fields=["title"])
+    assert Deal.objects.get(pk=deal.pk).stage == Deal.Stage.PROPOSAL
+    room.refresh_from_db()
+    assert not room.read_only
+
+
+def test_the_system_user_is_not_an_account_someone_can_log_in_with(deal):
+    make_user(records.SYSTEM_USERNAME)  # active, with a password
+    with pytest.raises(RuntimeError, match="reserved"):
+        records.system_message_post(deal, "etapa alterada")

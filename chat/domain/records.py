@@ -14,6 +14,7 @@ docs/crm-integration.md shows a CRM app binding its model, with its own policy.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -38,7 +39,8 @@ MAX_LABEL_LENGTH = 200  # Room.name and Room.record_label
 
 
 class RecordAccessPolicy(Protocol):
-    """Who may see a record, and so its room."""
+    """Who may see a record, and so its room (and, optionally, `closed(record) -> bool`:
+    whether a new room of it starts read-only)."""
 
     def can_view(self, user, record) -> bool: ...
 
@@ -86,6 +88,13 @@ def policy_for(model_or_record) -> RecordAccessPolicy:
     return import_string(path)()
 
 
+def record_closed(record) -> bool:
+    """Whether the record is closed (its room read-only from the start): a policy may say so
+    with `closed(record)` (a won deal); by default no record is."""
+    closed = getattr(policy_for(record), "closed", None)
+    return bool(closed(record)) if closed is not None else False
+
+
 def record_label(record) -> str:
     return str(record)[:MAX_LABEL_LENGTH] or record_type_name(record)
 
@@ -117,6 +126,8 @@ def room_for_record(record) -> Room:
     if room is not None:
         return room
     label = record_label(record)
+    if len(str(record.pk)) > Room._meta.get_field("record_id").max_length:
+        raise refusals.RecordNotFound("this record's key is too long to have a room")
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -125,6 +136,7 @@ def room_for_record(record) -> Room:
                 record_type=ContentType.objects.get_for_model(record),
                 record_id=str(record.pk),
                 record_label=label,
+                read_only=record_closed(record),
             )
     except IntegrityError:  # created meanwhile by another request
         return room_of_record(record)
@@ -175,10 +187,29 @@ class AccessChange:
 def room_access_changed(record) -> AccessChange:
     """Ask the record's policy again who may see its room; add who gained access, remove who
     lost it (their open sockets close with `removed_from_room`, 4403, on every process). What
-    CRM code calls when an owner, team or permission changes. No room yet: nothing to do."""
+    CRM code calls when an owner, team or permission changes. No room yet: nothing to do.
+
+    The record is read again as stored, and one recomputation of a room runs at a time (a
+    lock of its own, in every process): two changes reported close together cannot apply an
+    older answer after a newer one."""
     room = room_of_record(record)
     if room is None:
         return AccessChange((), ())
+    with room_order(_access_lock_id(room)):
+        stored = type(record)._default_manager.filter(pk=record.pk).first()
+        if stored is None:
+            record_room_close(room)
+            return AccessChange((), ())
+        return _access_apply(room, stored)
+
+
+def _access_lock_id(room: Room) -> uuid.UUID:
+    """The key of a room's access recomputation: not the room's order, which the membership
+    changes inside it take."""
+    return uuid.uuid5(room.pk, "access")
+
+
+def _access_apply(room: Room, record) -> AccessChange:
     policy = policy_for(record)
     allowed = {user.pk: user for user in policy.users_with_access(record) if user.is_active}
     current = set(Membership.objects.filter(room=room).values_list("user_id", flat=True))
@@ -239,6 +270,12 @@ def system_user():
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
+    elif user.is_active or user.has_usable_password():
+        # Someone's account by that name: it must not speak for the CRM.
+        raise RuntimeError(
+            f"the user {SYSTEM_USERNAME!r} can log in; it is reserved as the author of system "
+            "messages: rename that account, or deactivate it and remove its password"
+        )
     return user
 
 
@@ -246,30 +283,124 @@ def system_user():
 
 
 def follow_record_model(model, *, m2m_fields: Iterable[str] = ()) -> None:
-    """Recompute access to a record's room whenever the record is saved (an owner changed) or
-    one of its many-to-many fields changes (a team): for models whose fields decide access.
-    A deleted record's room is closed: read-only, and nobody's any more."""
+    """Recompute access to a record's room whenever the record is saved (an owner changed),
+    one of its many-to-many fields changes from either side (`deal.team.add(user)` or
+    `user.deals.add(deal)`), or permissions change (a user's, a group's, a user's groups,
+    superuser or active status): for models whose fields and permissions decide access. A
+    deleted record's room is closed: read-only, and nobody's any more. Bulk writes
+    (`QuerySet.update`, `bulk_create`, fixtures) send no signals: report them yourself."""
     label = model._meta.label
+    _followed.add(model)
     post_save.connect(_record_saved, sender=model, dispatch_uid=f"chat-records-{label}")
     post_delete.connect(_record_deleted, sender=model, dispatch_uid=f"chat-records-del-{label}")
     for name in m2m_fields:
-        through = model._meta.get_field(name).remote_field.through
+        field = model._meta.get_field(name)
         m2m_changed.connect(
-            _record_members_changed,
-            sender=through,
-            dispatch_uid=f"chat-records-{model._meta.label}-{name}",
+            _members_changed_of(model, field),
+            sender=field.remote_field.through,
+            weak=False,
+            dispatch_uid=f"chat-records-{label}-{name}",
         )
+    _follow_permissions()
+
+
+_followed: set = set()
 
 
 def _record_saved(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
     if not raw and not created:
-        transaction.on_commit(lambda: room_access_changed(instance))
+        _after_commit(room_access_changed, instance)
+
+
+def _after_commit(function, *arguments) -> None:
+    """Run after the change commits; a failure is logged, not the change's caller's error
+    (the change is stored; the next report recomputes), and other callbacks still run."""
+
+    def run() -> None:
+        try:
+            function(*arguments)
+        except Exception:
+            logger.exception("%s failed after a record changed", function.__name__)
+
+    transaction.on_commit(run)
+
+
+def _members_changed_of(model, field):
+    """The m2m_changed receiver of one many-to-many field of a followed model, both sides."""
+    through = field.remote_field.through
+    record_column, other_column = field.m2m_field_name(), field.m2m_reverse_field_name()
+
+    def changed(sender, instance, action: str, reverse: bool, pk_set=None, **kwargs) -> None:
+        if not reverse:
+            if action in ("post_add", "post_remove", "post_clear"):
+                _after_commit(room_access_changed, instance)
+            return
+        # From the other side (user.deals.add(deal)): the records are pk_set's, or, for a
+        # clear, the ones linked just before it.
+        if action == "pre_clear":
+            linked = through.objects.filter(**{other_column: instance.pk})
+            instance._chat_cleared_records = list(
+                linked.values_list(f"{record_column}_id", flat=True)
+            )
+            return
+        if action not in ("post_add", "post_remove", "post_clear"):
+            return
+        ids = (
+            pk_set if action != "post_clear" else instance.__dict__.pop("_chat_cleared_records", [])
+        )
+        for record in model._default_manager.filter(pk__in=list(ids or ())):
+            _after_commit(room_access_changed, record)
+
+    return changed
+
+
+def _follow_permissions() -> None:
+    """Permissions decide access for the default policy (and most others): when a user's,
+    a group's or a user's groups change, or a user's superuser or active status may have,
+    every followed model's rooms are recomputed (rare changes; every room of those types)."""
+    from django.contrib.auth.models import Group  # the app registry is ready by now
+
+    user_model = get_user_model()
+    for through in (
+        user_model.user_permissions.through,
+        user_model.groups.through,
+        Group.permissions.through,
+    ):
+        m2m_changed.connect(
+            _permissions_changed, sender=through, dispatch_uid=f"chat-records-perms-{through}"
+        )
+    post_save.connect(_user_saved, sender=user_model, dispatch_uid="chat-records-user-saved")
+
+
+def _permissions_changed(sender, action: str, **kwargs) -> None:
+    if action in ("post_add", "post_remove", "post_clear"):
+        _after_commit(followed_rooms_recompute)
+
+
+def _user_saved(sender, instance, created: bool, update_fields=None, raw=False, **kwargs) -> None:
+    # A login saves last_login alone: nothing that decides access.
+    deciding = {"is_superuser", "is_active", "is_staff"}
+    if raw or created or (update_fields is not None and not deciding & set(update_fields)):
+        return
+    _after_commit(followed_rooms_recompute)
+
+
+def followed_rooms_recompute() -> int:
+    """room_access_changed for every room of a followed model's records; how many rooms."""
+    count = 0
+    for model in _followed:
+        record_type = ContentType.objects.get_for_model(model)
+        ids = Room.objects.filter(record_type=record_type).values_list("record_id", flat=True)
+        for record in model._default_manager.filter(pk__in=list(ids)):
+            room_access_changed(record)
+            count += 1
+    return count
 
 
 def _record_deleted(sender, instance, **kwargs) -> None:
     room = room_of_record(instance)
     if room is not None:
-        transaction.on_commit(lambda: record_room_close(room))
+        _after_commit(record_room_close, room)
 
 
 def record_room_close(room: Room) -> None:
@@ -281,8 +412,3 @@ def record_room_close(room: Room) -> None:
     logger.info(
         "room %s closed: its record %s %s is gone", room.pk, room.record_type_id, room.record_id
     )
-
-
-def _record_members_changed(sender, instance, action: str, reverse: bool, **kwargs) -> None:
-    if action in ("post_add", "post_remove", "post_clear") and not reverse:
-        transaction.on_commit(lambda: room_access_changed(instance))

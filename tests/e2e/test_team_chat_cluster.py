@@ -428,10 +428,10 @@ async def test_cluster_a_deals_new_owner_closes_the_old_ones_socket_on_the_other
     assert status == 200 and room["record"]["label"] == "Negócio: Expansão", room
     maria_on_b = await connect(b, room["id"], team.token["maria"])
 
+    changed = time.monotonic()  # the PATCH's own time counts: the removal runs on its commit
     status, _ = call(
         a, "PATCH", f"/api/crm/deals/{deal['id']}/", team.token["maria"], {"owner": team.id["joao"]}
     )
-    changed = time.monotonic()
 
     assert status == 200
     error, code = await maria_on_b.closed_with(timeout=5)
