@@ -304,3 +304,46 @@ def test_the_system_user_is_not_an_account_someone_can_log_in_with(deal):
     make_user(records.SYSTEM_USERNAME)  # active, with a password
     with pytest.raises(RuntimeError, match="reserved"):
         records.system_message_post(deal, "etapa alterada")
+
+
+class ObjectPermissionBackend:
+    """What django-guardian or django-rules do: permissions on one object (here: a group
+    named "Suporte" is viewable by the users in OBJECT_VIEWERS), and no way to list them."""
+
+    def authenticate(self, request, **credentials):
+        return None
+
+    def has_perm(self, user, permission, obj=None) -> bool:
+        return (
+            obj is not None
+            and permission == "auth.view_group"
+            and obj.name == "Suporte"
+            and user.username in OBJECT_VIEWERS
+        )
+
+
+OBJECT_VIEWERS: set[str] = set()
+
+
+def test_the_default_policy_takes_object_permissions_a_backend_cannot_list(settings, bob):
+    settings.AUTHENTICATION_BACKENDS = [
+        *settings.AUTHENTICATION_BACKENDS,
+        "tests.test_records.ObjectPermissionBackend",
+    ]
+    carla = make_user("carla")
+    group = Group.objects.create(name="Suporte")
+    OBJECT_VIEWERS.add("carla")
+    try:
+        url = f"/api/chat/records/auth.group/{group.pk}/room/"
+        assert api(carla).get(url).status_code == 200
+        assert api(bob).get(url).status_code == 404
+        room = records.room_of_record(group)
+        records.room_access_changed(group)
+        assert members(room) == ["carla"], "kept while the backend says yes"
+
+        OBJECT_VIEWERS.discard("carla")
+        records.room_access_changed(group)
+        assert members(room) == []
+        assert api(carla).get(url).status_code == 404
+    finally:
+        OBJECT_VIEWERS.clear()

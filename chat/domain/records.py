@@ -153,7 +153,9 @@ def record_room_for_user(*, user, type_name: str, record_id: str) -> Room:
         raise refusals.RecordNotFound()
     room = room_for_record(record)
     if not Membership.objects.filter(room=room, user=user).exists():
-        room_access_changed(record)  # the policy says yes: its memberships lag behind
+        # The policy says yes (an object permission its backend cannot list, or a change not
+        # reported yet): the user joins, and stays while can_view says so.
+        services.membership_add(room=room, user=user)
     return room
 
 
@@ -210,8 +212,13 @@ def _access_lock_id(room: Room) -> uuid.UUID:
 
 
 def _access_apply(room: Room, record) -> AccessChange:
+    """Who may see the record: `users_with_access`, and the members `can_view` still lets
+    in (a backend of object permissions may answer for a user without being able to list
+    them all: such users join when they open the room, and stay while it says yes)."""
     policy = policy_for(record)
     allowed = {user.pk: user for user in policy.users_with_access(record) if user.is_active}
+    members = get_user_model().objects.filter(chat_rooms=room).exclude(pk__in=list(allowed))
+    allowed |= {user.pk: user for user in members if policy.can_view(user, record)}
     current = set(Membership.objects.filter(room=room).values_list("user_id", flat=True))
     gained, lost = sorted(allowed.keys() - current), sorted(current - allowed.keys())
     for user_id in gained:
