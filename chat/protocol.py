@@ -527,7 +527,6 @@ def member_removed_frame(*, room_id, user_id: int) -> str:
     return dumps({"type": "member.removed", "room": str(room_id), "user": {"id": user_id}})
 
 
-def room_updated_frame(*, room_id, name: str, seen_by: bool) -> str:
-    return dumps(
-        {"type": "room.updated", "room": {"id": str(room_id), "name": name, "seen_by": seen_by}}
-    )
+def room_updated_frame(*, room_id, name: str, seen_by: bool, read_only: bool = False) -> str:
+    room = {"id": str(room_id), "name": name, "seen_by": seen_by, "read_only": read_only}
+    return dumps({"type": "room.updated", "room": room})

@@ -25,9 +25,7 @@ def test_every_adapter_is_written_for_the_pinned_versions(name):
     assert adapters.version_mismatches(name) == []
 
 
-def test_an_adapter_on_another_library_version_is_not_installed_and_says_why(
-    monkeypatch, caplog
-):
+def test_an_adapter_on_another_library_version_is_not_installed_and_says_why(monkeypatch, caplog):
     monkeypatch.setattr(adapters, "_enabled", set())
     monkeypatch.setitem(adapters.WRITTEN_FOR, "broadcast_frames", {"autobahn": "0.0.1"})
 

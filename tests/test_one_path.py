@@ -137,7 +137,7 @@ async def test_room_rename_by_an_admin_reaches_every_socket(room, alice, bob):
     assert response.status_code == 200 and response.json()["name"] == "Novo nome"
     assert await watcher.receive_json_from() == {
         "type": "room.updated",
-        "room": {"id": str(room.pk), "name": "Novo nome", "seen_by": True},
+        "room": {"id": str(room.pk), "name": "Novo nome", "seen_by": True, "read_only": False},
     }
     await watcher.disconnect()
 
@@ -238,8 +238,7 @@ def test_rest_writes_spend_a_per_user_budget_and_reads_do_not(room, bob, setting
     try:
         client = api(bob)
         posts = [
-            client.post(messages_path(room), {"message": f"m{n}"}, format="json")
-            for n in range(4)
+            client.post(messages_path(room), {"message": f"m{n}"}, format="json") for n in range(4)
         ]
         reads = [client.get(messages_path(room)) for _ in range(5)]
     finally:

@@ -162,6 +162,8 @@ async def test_a_won_deal_says_so_in_its_room_and_closes_it_to_new_messages(deal
 
     told = await bob_socket.receive_json_from()
     assert (told["type"], told["kind"]) == ("chat.message", "system")
+    closed = await bob_socket.receive_json_from()
+    assert (closed["type"], closed["room"]["read_only"]) == ("room.updated", True)
     assert told["message"] == "etapa alterada: proposal → won"
     assert told["data"] == {"event": "stage_changed", "from": "proposal", "to": "won"}
     await bob_socket.send_json_to({"type": "chat.message", "message": "e agora?"})

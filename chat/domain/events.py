@@ -110,6 +110,7 @@ class RoomUpdated:
     room_id: uuid.UUID
     name: str
     seen_by: bool
+    read_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,10 +243,10 @@ def room_set_read_only(record, read_only: bool = True) -> Room:
     """Close (or reopen) the record's room to new messages, edits and reactions (a won or lost
     deal): they are refused with `room_read_only`; history stays readable."""
     room = room_for_record(record)
-    with room_order(room.pk), transaction.atomic():
-        Room.objects.filter(pk=room.pk).update(read_only=read_only)
-    room.read_only = read_only
-    return room
+    if room.read_only == read_only:
+        return room
+    # Members are told (`room.updated` with `read_only`), so clients can close the composer.
+    return services.room_read_only_set(room=room, read_only=read_only)
 
 
 def system_message_post(record, text: str, data: dict | None = None) -> Message:

@@ -445,12 +445,19 @@ def retention_days_check(days: int | None) -> None:
         )
 
 
+def room_read_only_set(*, room: Room, read_only: bool) -> Room:
+    """Close or reopen a room to writing (by the system: its CRM record closed or reopened)."""
+    return _room_update(room, {"read_only": read_only}, by=None)
+
+
 def _room_update(room: Room, fields: dict, *, by) -> Room:
     with room_order(room.pk), transaction.atomic():
         _admin_check(room=room, by=by)
         Room.objects.filter(pk=room.pk).update(**fields)
         room = Room.objects.get(pk=room.pk)  # a fresh instance: sockets may share the old one
-        events.announce_on_commit(events.RoomUpdated(room.pk, room.name, room.seen_by))
+        events.announce_on_commit(
+            events.RoomUpdated(room.pk, room.name, room.seen_by, room.read_only)
+        )
     return room
 
 

@@ -128,7 +128,10 @@ def frame_of(event: events.RoomEvent) -> str:
             return protocol.member_added_frame(room_id=event.room_id, user=user, role=event.role)
         case events.RoomUpdated():
             return protocol.room_updated_frame(
-                room_id=event.room_id, name=event.name, seen_by=event.seen_by
+                room_id=event.room_id,
+                name=event.name,
+                seen_by=event.seen_by,
+                read_only=event.read_only,
             )
     raise TypeError(f"no frame for {type(event).__name__}")
 
