@@ -1,5 +1,6 @@
 import json
 import sqlite3
+import urllib.error
 import urllib.request
 
 import pytest
@@ -22,6 +23,30 @@ def http_json(url: str, *, data: dict | None = None, token: str | None = None) -
     body = json.dumps(data).encode() if data is not None else None
     with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=10) as r:
         return json.load(r)
+
+
+def call(server, method: str, path: str, token: str, data: dict | None = None):
+    """(status, JSON body or None) of one REST call, errors included."""
+    body = json.dumps(data).encode() if data is not None else None
+    request = urllib.request.Request(
+        f"{server.http_url}{path}",
+        body,
+        {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        method=method,
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def ok(server, method: str, path: str, token: str, data: dict | None = None):
+    """The JSON body of a REST call that must succeed."""
+    status, body = call(server, method, path, token, data)
+    assert status < 300, (status, body)
+    return body
 
 
 def login(server, username: str, password: str = DEMO_PASSWORD) -> str:

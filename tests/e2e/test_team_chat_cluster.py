@@ -8,13 +8,11 @@ import itertools
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from tests.e2e.clients import ChatClient
-from tests.e2e.conftest import http_json, login
+from tests.e2e.conftest import call, http_json, login
 from tests.e2e.services import SharedPostgresDatabase, require_shared_redis
 from tests.e2e.test_scale_out import FAST_LIMITS, start_cluster
 
@@ -62,23 +60,6 @@ def own_cluster(tmp_path):
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def call(server, method: str, path: str, token: str, data: dict | None = None):
-    """(status, JSON body or None) of one REST call, errors included."""
-    body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(
-        f"{server.http_url}{path}",
-        body,
-        {"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-        method=method,
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
 
 
 class Team:
