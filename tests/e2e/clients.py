@@ -12,6 +12,11 @@ from tests.e2e.conftest import http_json
 # Frames about other members' state, which most tests are not about.
 AMBIENT_TYPES = frozenset({"presence", "typing", "read"})
 
+# Unbounded: a test client that sends without reading must still close at once; with websockets'
+# default (16 frames) its close handshake waits behind the unread ones for close_timeout (10 s).
+# Tests of clients that stop reading use raw sockets with max_queue=1 (test_slow_receiver.py).
+UNREAD_FRAMES = None
+
 
 class ChatClient:
     """A chat socket; `ignore` lists frame types it passes over (presence, typing, read)."""
@@ -23,7 +28,9 @@ class ChatClient:
 
     @classmethod
     async def connect(cls, server, room_id: str, token: str, ignore=AMBIENT_TYPES) -> ChatClient:
-        ws = await websockets.connect(f"{server.ws_url}/ws/chat/{room_id}/?token={token}")
+        ws = await websockets.connect(
+            f"{server.ws_url}/ws/chat/{room_id}/?token={token}", max_queue=UNREAD_FRAMES
+        )
         client = cls(ws, ignore)
         client.established = await client.next_frame()
         assert client.established["type"] == "connection.established", client.established
