@@ -233,8 +233,12 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "chat.api.errors.exception_handler",
 }
 
+# JWT_ACCESS_SECONDS, when set, wins over JWT_ACCESS_MINUTES: tests of token expiry need seconds.
+_access_seconds = env.int("JWT_ACCESS_SECONDS", default=0)
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=60)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=_access_seconds)
+    if _access_seconds > 0
+    else timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=60)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "UPDATE_LAST_LOGIN": False,
 }
