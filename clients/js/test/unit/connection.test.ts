@@ -1,0 +1,303 @@
+import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
+import { ChatClient, memoryTokenStore, type ChatConnection } from '../../src/index.js';
+import { fakeFetch, FakeSocket, stored } from '../fakes.js';
+
+let firstPage = [stored(1), stored(2)];
+let refreshes = 0;
+
+function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
+  const { fetch, calls } = fakeFetch(({ path }) => {
+    if (path === '/api/chat/ws-ticket/') return { status: 201, body: { ticket: 't', expires_in: 30 } };
+    if (path.startsWith('/api/chat/rooms/r1/messages/'))
+      return { status: 200, body: { results: firstPage, has_more: true } };
+    if (path === '/api/chat/rooms/r1/presence/')
+      return { status: 200, body: { online: [{ id: 2, username: 'maria' }] } };
+    if (path === '/api/auth/token/refresh/') {
+      refreshes++;
+      return { status: 200, body: { access: `a${refreshes}` } };
+    }
+    return undefined;
+  });
+  const client = new ChatClient({
+    baseUrl: 'http://chat.test',
+    fetch,
+    WebSocket: FakeSocket,
+    tokenStore: memoryTokenStore({ access: 'a0', refresh: 'r' }),
+  });
+  const connection = client.connect('r1', { reconnectDelay: () => 0, pingIntervalMs: 0, ...options });
+  return { client, connection, calls };
+}
+
+async function nextSocket(after: number): Promise<FakeSocket> {
+  await vi.waitFor(() => expect(FakeSocket.all.length).toBeGreaterThan(after));
+  return FakeSocket.last;
+}
+
+async function opened(connection: ChatConnection, changeSeq = 0): Promise<FakeSocket> {
+  const socket = await nextSocket(FakeSocket.all.length - 1 < 0 ? 0 : FakeSocket.all.length - 1);
+  socket.establish(changeSeq);
+  await vi.waitFor(() => expect(connection.getSnapshot().messages.length).toBeGreaterThan(0));
+  return socket;
+}
+
+beforeEach(() => {
+  FakeSocket.all = [];
+  firstPage = [stored(1), stored(2)];
+  refreshes = 0;
+});
+afterEach(() => vi.useRealTimers());
+
+describe('opening', () => {
+  test('open only on connection.established, then the first page and presence', async () => {
+    const { connection } = setup();
+    const socket = await nextSocket(0);
+    expect(socket.url).toBe('ws://chat.test/ws/chat/r1/?ticket=t');
+    socket.readyState = 1;
+    socket.onopen?.({});
+    expect(connection.getSnapshot().status).toBe('connecting');
+    socket.establish(7);
+    expect(connection.getSnapshot().status).toBe('open');
+    await vi.waitFor(() => expect(connection.getSnapshot().online).toHaveLength(1));
+    const snapshot = connection.getSnapshot();
+    expect(snapshot.messages.map((m) => m.id)).toEqual([1, 2]);
+    expect(snapshot.hasOlder).toBe(true);
+    expect(snapshot.me).toEqual({ id: 1, username: 'admin' });
+    expect(snapshot.room?.change_seq).toBe(7);
+  });
+
+  test('the snapshot is a new object after a change and the same one otherwise', async () => {
+    const { connection } = setup();
+    const socket = await opened(connection);
+    const before = connection.getSnapshot();
+    expect(connection.getSnapshot()).toBe(before);
+    const listener = vi.fn();
+    connection.subscribe(listener);
+    socket.push({ type: 'pong' });
+    expect(connection.getSnapshot()).toBe(before);
+    socket.push(stored(3));
+    expect(connection.getSnapshot()).not.toBe(before);
+    expect(listener).toHaveBeenCalled();
+  });
+});
+
+describe('recovery', () => {
+  test('after a drop: chat.sync from the last id, pages, merged with live frames', async () => {
+    const { connection } = setup();
+    const first = await opened(connection, 5);
+    first.push(stored(3));
+    first.drop(1006);
+    expect(connection.getSnapshot().status).toBe('reconnecting');
+    const second = await nextSocket(1);
+    second.establish(9);
+    expect(second.sentOf('chat.sync').map((f) => f.after)).toEqual([3]);
+    expect(second.sentOf('chat.sync_changes').map((f) => f.after)).toEqual([5]);
+    second.push(stored(7)); // live, before recovery reaches it
+    second.push({ type: 'chat.history', messages: [stored(4), stored(5)], has_more: true });
+    expect(second.sentOf('chat.sync').map((f) => f.after)).toEqual([3, 5]);
+    second.push({ type: 'chat.history', messages: [stored(6), stored(7)], has_more: false });
+    second.push({
+      type: 'chat.changes',
+      messages: [stored(2, { message: 'edited', change_seq: 8 })],
+      has_more: false,
+    });
+    const snapshot = connection.getSnapshot();
+    expect(snapshot.messages.map((m) => m.id)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(snapshot.messages[1]?.message).toBe('edited');
+    second.drop(1001);
+    const third = await nextSocket(2);
+    third.establish(9);
+    expect(third.sentOf('chat.sync').map((f) => f.after)).toEqual([7]);
+    expect(third.sentOf('chat.sync_changes').map((f) => f.after)).toEqual([8]);
+  });
+
+  test('a drop during recovery resumes from the last complete page, not a live frame', async () => {
+    const { connection } = setup();
+    const first = await opened(connection);
+    first.drop();
+    const second = await nextSocket(1);
+    second.establish();
+    second.push(stored(50)); // live: 3…49 not recovered yet
+    second.push({ type: 'chat.history', messages: [stored(3), stored(4)], has_more: true });
+    second.drop();
+    const third = await nextSocket(2);
+    third.establish();
+    expect(third.sentOf('chat.sync').map((f) => f.after)).toEqual([4]);
+  });
+
+  test('a rate-limited sync page is asked for again', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    const { connection } = setup();
+    const first = await opened(connection);
+    first.drop();
+    await vi.advanceTimersByTimeAsync(10);
+    const second = await nextSocket(1);
+    second.establish();
+    const sync = second.sentOf('chat.sync')[0]!;
+    second.push({ type: 'error', code: 'rate_limited', detail: 'slow', client_id: sync.client_id!, closing: false });
+    await vi.advanceTimersByTimeAsync(1_100);
+    expect(second.sentOf('chat.sync').map((f) => f.after)).toEqual([2, 2]);
+  });
+});
+
+describe('outbox', () => {
+  test('queued until open, sent with a client_id, gone when its message comes back', async () => {
+    const { connection } = setup();
+    const clientId = connection.send('olá', { replyTo: 2 });
+    expect(connection.getSnapshot().pending).toEqual([
+      { clientId, text: 'olá', replyTo: 2, state: 'queued' },
+    ]);
+    const socket = await opened(connection);
+    expect(socket.sentOf('chat.message')).toEqual([
+      { type: 'chat.message', message: 'olá', client_id: clientId, reply_to: 2 },
+    ]);
+    expect(connection.getSnapshot().pending[0]?.state).toBe('sent');
+    socket.push(stored(3, { client_id: clientId, user: { id: 1, username: 'admin' } }));
+    expect(connection.getSnapshot().pending).toEqual([]);
+  });
+
+  test('unacknowledged messages are sent again, with the same client_id, after a reconnect', async () => {
+    const { connection } = setup();
+    const first = await opened(connection);
+    const clientId = connection.send('olá');
+    first.drop();
+    expect(connection.getSnapshot().pending[0]?.state).toBe('queued');
+    const second = await nextSocket(1);
+    second.establish();
+    expect(second.sentOf('chat.message').map((f) => f.client_id)).toEqual([clientId]);
+    // the server had stored it: recovery brings it back, acknowledging it
+    second.push({
+      type: 'chat.history',
+      messages: [stored(3, { client_id: clientId, user: { id: 1, username: 'admin' } })],
+      has_more: false,
+    });
+    expect(connection.getSnapshot().pending).toEqual([]);
+    expect(connection.getSnapshot().messages.map((m) => m.id)).toEqual([1, 2, 3]);
+  });
+
+  test('an error frame with the client_id marks the message failed; retry sends it again', async () => {
+    const { connection } = setup();
+    const socket = await opened(connection);
+    const clientId = connection.send('x'.repeat(5000));
+    socket.push({ type: 'error', code: 'message_too_long', detail: 'too long', client_id: clientId, closing: false });
+    const [failed] = connection.getSnapshot().pending;
+    expect(failed).toMatchObject({ state: 'failed', error: { code: 'message_too_long', clientId, final: false } });
+    connection.retry(clientId);
+    expect(socket.sentOf('chat.message')).toHaveLength(2);
+    connection.discard(clientId);
+    expect(connection.getSnapshot().pending).toEqual([]);
+  });
+});
+
+describe('closing', () => {
+  test('token_expired: refresh, then reconnect', async () => {
+    const { connection } = setup({ auth: 'token' });
+    const first = await opened(connection);
+    expect(first.url).toContain('?token=a0');
+    first.push({ type: 'error', code: 'token_expired', detail: 'expired', closing: true, close_code: 4401 });
+    const second = await nextSocket(1);
+    expect(refreshes).toBe(1);
+    expect(second.url).toContain('?token=a1');
+    second.establish();
+    expect(connection.getSnapshot()).toMatchObject({ status: 'open', error: null });
+  });
+
+  test.each([
+    ['removed_from_room', 4403],
+    ['room_not_found', 4404],
+    ['rate_limited', 4429],
+    ['token_invalid', 4401],
+  ])('%s (%i): closed for good, no reconnect', async (code, closeCode) => {
+    const { connection } = setup();
+    const socket = await opened(connection);
+    socket.push({ type: 'error', code, detail: 'd', closing: true, close_code: closeCode });
+    expect(socket.closedWith).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(connection.getSnapshot()).toMatchObject({
+      status: 'closed',
+      error: { code, closeCode, final: true },
+      nextRetryAt: null,
+    });
+  });
+
+  test('backoff: attempts counted, nextRetryAt told, reset when open', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'Date'] });
+    const { connection } = setup({ reconnectDelay: (n) => n * 1000 });
+    const first = await opened(connection);
+    first.drop(1011);
+    expect(connection.getSnapshot()).toMatchObject({ status: 'reconnecting', attempt: 1 });
+    expect(connection.getSnapshot().nextRetryAt).toBe(Date.now() + 1000);
+    await vi.advanceTimersByTimeAsync(1000);
+    const second = await nextSocket(1);
+    second.drop(1006);
+    expect(connection.getSnapshot()).toMatchObject({ attempt: 2 });
+    connection.retryNow();
+    const third = await nextSocket(2);
+    third.establish();
+    expect(connection.getSnapshot()).toMatchObject({ status: 'open', attempt: 0, nextRetryAt: null });
+  });
+
+  test('close() stops everything', async () => {
+    const { connection } = setup();
+    const socket = await opened(connection);
+    connection.close();
+    expect(socket.closedWith).toBe(1000);
+    expect(connection.getSnapshot().status).toBe('closed');
+    expect(connection.getSnapshot().error).toBeNull();
+  });
+});
+
+describe('room state', () => {
+  test('presence, typing, read markers, edits, deletes, reactions and room updates', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout'] });
+    const { connection } = setup({ typingTimeoutMs: 1000 });
+    const socket = await opened(connection);
+    const carla = { id: 9, username: 'carla' };
+    socket.push({ type: 'presence', room: 'r1', user: carla, status: 'online' });
+    socket.push({ type: 'typing', room: 'r1', user: carla, is_typing: true });
+    socket.push({ type: 'read', room: 'r1', user: carla, message_id: 2 });
+    socket.push({ type: 'read', room: 'r1', user: carla, message_id: 1 }); // never back
+    let snapshot = connection.getSnapshot();
+    expect(snapshot.online.map((u) => u.id)).toContain(9);
+    expect(snapshot.typing).toEqual([carla]);
+    expect(snapshot.readMarkers).toEqual({ 9: 2 });
+    await vi.advanceTimersByTimeAsync(1100);
+    expect(connection.getSnapshot().typing).toEqual([]);
+
+    socket.push({ type: 'chat.message.reactions', room: 'r1', id: 1, change_seq: 3, reactions: [{ emoji: '👍', count: 1, me: true }] });
+    socket.push({ type: 'chat.message.deleted', room: 'r1', id: 2, deleted_at: 'x', change_seq: 4 });
+    socket.push({ type: 'room.updated', room: { id: 'r1', name: 'Nova', seen_by: false, read_only: true } });
+    socket.push({ type: 'member.removed', room: 'r1', user: { id: 9 } });
+    snapshot = connection.getSnapshot();
+    expect(snapshot.messages[0]?.reactions).toHaveLength(1);
+    expect(snapshot.messages[1]).toMatchObject({ deleted: true, message: '' });
+    expect(snapshot.room).toMatchObject({ name: 'Nova', read_only: true, seen_by: false });
+    expect(snapshot.online.map((u) => u.id)).not.toContain(9);
+  });
+
+  test('actions are frames with client_ids; read markers only move forward', async () => {
+    const { connection } = setup();
+    connection.react(1, '👍');
+    connection.markRead(2);
+    const socket = await opened(connection);
+    connection.unreact(1, '👍');
+    connection.edit(1, 'novo');
+    connection.remove(2);
+    connection.markRead(1);
+    connection.setTyping(true);
+    connection.setTyping(true); // repeated within 2 s: not sent
+    connection.setTyping(false);
+    const types = socket.sent.map((f) => f.type);
+    expect(types).toEqual(['reaction.add', 'read', 'reaction.remove', 'chat.edit', 'chat.delete', 'typing', 'typing']);
+    expect(socket.sentOf('read')).toEqual([{ type: 'read', message_id: 2 }]);
+    expect(socket.sentOf('chat.edit')[0]).toMatchObject({ message_id: 1, message: 'novo' });
+  });
+
+  test('loadOlder pages back from the oldest loaded message', async () => {
+    const { connection, calls } = setup();
+    await opened(connection);
+    firstPage = []; // the older page's answer: empty, has_more true
+    expect(await connection.loadOlder(20)).toBe(true);
+    expect(calls.at(-1)?.path).toBe('/api/chat/rooms/r1/messages/?before=1&limit=20');
+  });
+});
