@@ -764,7 +764,10 @@ export class ChatConnection {
     this.lastFrameAt = Date.now();
     this.pingTimer = setInterval(() => {
       // A half-open socket (a laptop's sleep, a dropped NAT entry) never closes by itself.
-      if (Date.now() - this.lastFrameAt > 2 * period) return this.socketClosed(4000);
+      if (Date.now() - this.lastFrameAt > 2 * period) {
+        this.detachSocket(4000);
+        return this.scheduleRetry();
+      }
       this.sendFrame({ type: 'ping' });
     }, period);
   }

@@ -237,6 +237,19 @@ describe('closing', () => {
     expect(connection.getSnapshot()).toMatchObject({ status: 'open', attempt: 0, nextRetryAt: null });
   });
 
+  test('a silent socket (half-open) is given up and replaced', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'Date'] });
+    const { connection } = setup({ pingIntervalMs: 1000 });
+    const socket = await opened(connection);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(socket.sentOf('ping')).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(2000); // no pong, nothing at all
+    expect(socket.closedWith).toBe(4000);
+    expect(connection.getSnapshot().status).toBe('reconnecting');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(FakeSocket.all).toHaveLength(2);
+  });
+
   test('close() stops everything', async () => {
     const { connection } = setup();
     const socket = await opened(connection);
