@@ -4,7 +4,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { compile } from 'json-schema-to-typescript';
 
-export const schemaPath = fileURLToPath(new URL('../../../chat/frames.schema.json', import.meta.url));
+export const schemaPath = fileURLToPath(
+  new URL('../../../chat/frames.schema.json', import.meta.url),
+);
 export const outputPath = fileURLToPath(new URL('../src/frames.generated.ts', import.meta.url));
 
 const banner = `/* eslint-disable */

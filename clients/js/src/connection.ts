@@ -617,7 +617,12 @@ export class ChatConnection {
       return this.decide(decision, error);
     }
     const clientId = frame.client_id;
-    const error: ChatError = { code: frame.code, detail: frame.detail, closeCode: null, final: false };
+    const error: ChatError = {
+      code: frame.code,
+      detail: frame.detail,
+      closeCode: null,
+      final: false,
+    };
     if (clientId !== undefined) error.clientId = clientId;
     if (clientId !== undefined && this.retryRefusedFrame(clientId, frame.code)) return;
     if (clientId !== undefined && this.snapshot.pending.some((p) => p.clientId === clientId)) {
@@ -634,7 +639,8 @@ export class ChatConnection {
       if (code !== 'rate_limited') return false;
       const generation = this.generation;
       setTimeout(() => {
-        if (generation === this.generation) this.requestSync(sync.type as 'chat.sync', (sync as { after: number }).after);
+        if (generation === this.generation)
+          this.requestSync(sync.type as 'chat.sync', (sync as { after: number }).after);
       }, 1_000);
       return true;
     }
@@ -703,7 +709,10 @@ export class ChatConnection {
   private forgetUser(id: number): void {
     const online = this.snapshot.online.filter((u) => u.id !== id);
     const typing = this.snapshot.typing.filter((u) => u.id !== id);
-    if (online.length !== this.snapshot.online.length || typing.length !== this.snapshot.typing.length) {
+    if (
+      online.length !== this.snapshot.online.length ||
+      typing.length !== this.snapshot.typing.length
+    ) {
       this.setState({ online, typing });
     }
   }
@@ -717,7 +726,11 @@ export class ChatConnection {
   // --- outbox --------------------------------------------------------------------------------
 
   private transmit(message: PendingMessage): void {
-    const frame: ClientFrame = { type: 'chat.message', message: message.text, client_id: message.clientId };
+    const frame: ClientFrame = {
+      type: 'chat.message',
+      message: message.text,
+      client_id: message.clientId,
+    };
     if (message.replyTo !== undefined) frame.reply_to = message.replyTo;
     if (message.attachments) frame.attachments = message.attachments;
     if (this.sendFrame(frame)) this.updatePending(message.clientId, { state: 'sent' });

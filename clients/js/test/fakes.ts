@@ -82,9 +82,12 @@ export function stored(id: number, changes: Partial<ChatMessage> = {}): ChatMess
   };
 }
 
-type Route = (request: { method: string; path: string; body: unknown; auth: string | null }) =>
-  | { status: number; body?: unknown; headers?: Record<string, string> }
-  | undefined;
+type Route = (request: {
+  method: string;
+  path: string;
+  body: unknown;
+  auth: string | null;
+}) => { status: number; body?: unknown; headers?: Record<string, string> } | undefined;
 
 /** A fetch answering from `route`; every call is kept in `calls`. */
 export function fakeFetch(route: Route) {
@@ -100,7 +103,10 @@ export function fakeFetch(route: Route) {
     };
     calls.push(request);
     await Promise.resolve();
-    const answer = route(request) ?? { status: 404, body: { code: 'not_found', detail: 'no route' } };
+    const answer = route(request) ?? {
+      status: 404,
+      body: { code: 'not_found', detail: 'no route' },
+    };
     return new Response(answer.body === undefined ? null : JSON.stringify(answer.body), {
       status: answer.status,
       headers: answer.headers ?? {},

@@ -1,9 +1,17 @@
 import WebSocket from 'ws';
-import { ChatClient, type ChatConnection, type ConnectionSnapshot, type WebSocketConstructor } from '../src/index.js';
+import {
+  ChatClient,
+  type ChatConnection,
+  type ConnectionSnapshot,
+  type WebSocketConstructor,
+} from '../src/index.js';
 import { DEMO_PASSWORD } from './server.js';
 
 export async function loggedIn(baseUrl: string, username: string): Promise<ChatClient> {
-  const client = new ChatClient({ baseUrl, WebSocket: WebSocket as unknown as WebSocketConstructor });
+  const client = new ChatClient({
+    baseUrl,
+    WebSocket: WebSocket as unknown as WebSocketConstructor,
+  });
   await client.login(username, DEMO_PASSWORD);
   return client;
 }
@@ -52,5 +60,7 @@ export function texts(snapshot: ConnectionSnapshot): string[] {
 }
 
 export function postMessage(client: ChatClient, room: string, text: string) {
-  return client.request<{ id: number }>('POST', `/api/chat/rooms/${room}/messages/`, { message: text });
+  return client.request<{ id: number }>('POST', `/api/chat/rooms/${room}/messages/`, {
+    message: text,
+  });
 }

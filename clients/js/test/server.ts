@@ -66,7 +66,10 @@ export class DaphneServer {
   ) {}
 
   /** A server on a copy of the template database; `extra` adds settings (JWT_ACCESS_SECONDS…). */
-  static async start(templateDb: string, extra: Record<string, string> = {}): Promise<DaphneServer> {
+  static async start(
+    templateDb: string,
+    extra: Record<string, string> = {},
+  ): Promise<DaphneServer> {
     const dir = await mkdtemp(join(tmpdir(), 'crm-chat-daphne-'));
     const db = join(dir, 'db.sqlite3');
     await copyFile(templateDb, db);
@@ -83,7 +86,13 @@ export class DaphneServer {
   async restart(timeoutMs = 20_000): Promise<void> {
     const child = spawn(
       PYTHON,
-      ['-m', 'daphne', '-e', `tcp:port=${this.port}:interface=127.0.0.1`, 'crm_backend.asgi:application'],
+      [
+        '-m',
+        'daphne',
+        '-e',
+        `tcp:port=${this.port}:interface=127.0.0.1`,
+        'crm_backend.asgi:application',
+      ],
       { cwd: REPO_DIR, env: this.env, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.process = child;

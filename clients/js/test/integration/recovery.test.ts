@@ -37,9 +37,13 @@ function keepPosting(client: ChatClient, room: string, everyMs: number) {
   };
 }
 
-async function fullHistory(client: ChatClient, room: string, after: number): Promise<ChatMessage[]> {
+async function fullHistory(
+  client: ChatClient,
+  room: string,
+  after: number,
+): Promise<ChatMessage[]> {
   const all: ChatMessage[] = [];
-  for (let cursor = after, more = true; more; ) {
+  for (let cursor = after, more = true; more;) {
     const page = await client.history(room, { after: cursor, limit: 200 });
     all.push(...page.messages);
     more = page.hasMore;

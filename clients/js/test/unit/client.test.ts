@@ -77,7 +77,11 @@ describe('request', () => {
           },
     );
     const invalid = await client.history('r1', { limit: 0 }).catch((e: unknown) => e);
-    expect(invalid).toMatchObject({ status: 400, code: 'invalid_request', fields: { limit: ['bad'] } });
+    expect(invalid).toMatchObject({
+      status: 400,
+      code: 'invalid_request',
+      fields: { limit: ['bad'] },
+    });
     const limited = await client.rooms().catch((e: unknown) => e);
     expect(limited).toMatchObject({ status: 429, code: 'rate_limited', retryAfter: 7 });
   });

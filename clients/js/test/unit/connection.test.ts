@@ -7,7 +7,8 @@ let refreshes = 0;
 
 function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
   const { fetch, calls } = fakeFetch(({ path }) => {
-    if (path === '/api/chat/ws-ticket/') return { status: 201, body: { ticket: 't', expires_in: 30 } };
+    if (path === '/api/chat/ws-ticket/')
+      return { status: 201, body: { ticket: 't', expires_in: 30 } };
     if (path.startsWith('/api/chat/rooms/r1/messages/'))
       return { status: 200, body: { results: firstPage, has_more: true } };
     if (path === '/api/chat/rooms/r1/presence/')
@@ -24,7 +25,11 @@ function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
     WebSocket: FakeSocket,
     tokenStore: memoryTokenStore({ access: 'a0', refresh: 'r' }),
   });
-  const connection = client.connect('r1', { reconnectDelay: () => 0, pingIntervalMs: 0, ...options });
+  const connection = client.connect('r1', {
+    reconnectDelay: () => 0,
+    pingIntervalMs: 0,
+    ...options,
+  });
   return { client, connection, calls };
 }
 
@@ -133,7 +138,13 @@ describe('recovery', () => {
     const second = await nextSocket(1);
     second.establish();
     const sync = second.sentOf('chat.sync')[0]!;
-    second.push({ type: 'error', code: 'rate_limited', detail: 'slow', client_id: sync.client_id!, closing: false });
+    second.push({
+      type: 'error',
+      code: 'rate_limited',
+      detail: 'slow',
+      client_id: sync.client_id!,
+      closing: false,
+    });
     await vi.advanceTimersByTimeAsync(1_100);
     expect(second.sentOf('chat.sync').map((f) => f.after)).toEqual([2, 2]);
   });
@@ -178,9 +189,18 @@ describe('outbox', () => {
     const { connection } = setup();
     const socket = await opened(connection);
     const clientId = connection.send('x'.repeat(5000));
-    socket.push({ type: 'error', code: 'message_too_long', detail: 'too long', client_id: clientId, closing: false });
+    socket.push({
+      type: 'error',
+      code: 'message_too_long',
+      detail: 'too long',
+      client_id: clientId,
+      closing: false,
+    });
     const [failed] = connection.getSnapshot().pending;
-    expect(failed).toMatchObject({ state: 'failed', error: { code: 'message_too_long', clientId, final: false } });
+    expect(failed).toMatchObject({
+      state: 'failed',
+      error: { code: 'message_too_long', clientId, final: false },
+    });
     connection.retry(clientId);
     expect(socket.sentOf('chat.message')).toHaveLength(2);
     connection.discard(clientId);
@@ -193,7 +213,13 @@ describe('closing', () => {
     const { connection } = setup({ auth: 'token' });
     const first = await opened(connection);
     expect(first.url).toContain('?token=a0');
-    first.push({ type: 'error', code: 'token_expired', detail: 'expired', closing: true, close_code: 4401 });
+    first.push({
+      type: 'error',
+      code: 'token_expired',
+      detail: 'expired',
+      closing: true,
+      close_code: 4401,
+    });
     const second = await nextSocket(1);
     expect(refreshes).toBe(1);
     expect(second.url).toContain('?token=a1');
@@ -234,7 +260,11 @@ describe('closing', () => {
     connection.retryNow();
     const third = await nextSocket(2);
     third.establish();
-    expect(connection.getSnapshot()).toMatchObject({ status: 'open', attempt: 0, nextRetryAt: null });
+    expect(connection.getSnapshot()).toMatchObject({
+      status: 'open',
+      attempt: 0,
+      nextRetryAt: null,
+    });
   });
 
   test('a silent socket (half-open) is given up and replaced', async () => {
@@ -277,9 +307,24 @@ describe('room state', () => {
     await vi.advanceTimersByTimeAsync(1100);
     expect(connection.getSnapshot().typing).toEqual([]);
 
-    socket.push({ type: 'chat.message.reactions', room: 'r1', id: 1, change_seq: 3, reactions: [{ emoji: '👍', count: 1, me: true }] });
-    socket.push({ type: 'chat.message.deleted', room: 'r1', id: 2, deleted_at: 'x', change_seq: 4 });
-    socket.push({ type: 'room.updated', room: { id: 'r1', name: 'Nova', seen_by: false, read_only: true } });
+    socket.push({
+      type: 'chat.message.reactions',
+      room: 'r1',
+      id: 1,
+      change_seq: 3,
+      reactions: [{ emoji: '👍', count: 1, me: true }],
+    });
+    socket.push({
+      type: 'chat.message.deleted',
+      room: 'r1',
+      id: 2,
+      deleted_at: 'x',
+      change_seq: 4,
+    });
+    socket.push({
+      type: 'room.updated',
+      room: { id: 'r1', name: 'Nova', seen_by: false, read_only: true },
+    });
     socket.push({ type: 'member.removed', room: 'r1', user: { id: 9 } });
     snapshot = connection.getSnapshot();
     expect(snapshot.messages[0]?.reactions).toHaveLength(1);
@@ -301,7 +346,15 @@ describe('room state', () => {
     connection.setTyping(true); // repeated within 2 s: not sent
     connection.setTyping(false);
     const types = socket.sent.map((f) => f.type);
-    expect(types).toEqual(['reaction.add', 'read', 'reaction.remove', 'chat.edit', 'chat.delete', 'typing', 'typing']);
+    expect(types).toEqual([
+      'reaction.add',
+      'read',
+      'reaction.remove',
+      'chat.edit',
+      'chat.delete',
+      'typing',
+      'typing',
+    ]);
     expect(socket.sentOf('read')).toEqual([{ type: 'read', message_id: 2 }]);
     expect(socket.sentOf('chat.edit')[0]).toMatchObject({ message_id: 1, message: 'novo' });
   });

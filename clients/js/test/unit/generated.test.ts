@@ -5,5 +5,7 @@ import { outputPath, render } from '../../scripts/generate.mjs';
 
 test('src/frames.generated.ts is what chat/frames.schema.json generates (npm run generate)', async () => {
   const committed = await readFile(outputPath as string, 'utf8');
-  expect(committed, 'stale: run `npm run generate` in clients/js').toBe(await (render as () => Promise<string>)());
+  expect(committed, 'stale: run `npm run generate` in clients/js').toBe(
+    await (render as () => Promise<string>)(),
+  );
 });

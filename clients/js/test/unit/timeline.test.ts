@@ -29,7 +29,10 @@ describe('mergeMessages', () => {
 describe('changes', () => {
   test('recovered changes replace loaded messages only', () => {
     const loaded = [stored(1), stored(2)];
-    const changed = [stored(2, { deleted: true, message: '', change_seq: 4 }), stored(99, { change_seq: 5 })];
+    const changed = [
+      stored(2, { deleted: true, message: '', change_seq: 4 }),
+      stored(99, { change_seq: 5 }),
+    ];
     expect(replaceLoaded(loaded, changed).map((m) => [m.id, m.deleted])).toEqual([
       [1, false],
       [2, true],
@@ -38,14 +41,24 @@ describe('changes', () => {
 
   test('an update keeps the reactions, which only the reactions frame changes', () => {
     const loaded = [stored(1, { reactions: [{ emoji: '👍', count: 1, me: true }] })];
-    const { type: _type, reactions: _reactions, ...fields } = stored(1, { message: 'new', change_seq: 3 });
+    const {
+      type: _type,
+      reactions: _reactions,
+      ...fields
+    } = stored(1, { message: 'new', change_seq: 3 });
     const next = applyUpdated(loaded, { ...fields, type: 'chat.message.updated' });
     expect(next[0]).toMatchObject({ message: 'new', change_seq: 3, reactions: [{ emoji: '👍' }] });
   });
 
   test('a delete leaves a tombstone; an older change than the loaded copy is ignored', () => {
     const loaded = [stored(1, { change_seq: 8, message: 'kept' })];
-    const stale = { type: 'chat.message.deleted', id: 1, room: 'r1', deleted_at: 'x', change_seq: 7 } as const;
+    const stale = {
+      type: 'chat.message.deleted',
+      id: 1,
+      room: 'r1',
+      deleted_at: 'x',
+      change_seq: 7,
+    } as const;
     expect(applyDeleted(loaded, stale)).toBe(loaded);
     const tombstone = applyDeleted(loaded, { ...stale, change_seq: 9 })[0];
     expect(tombstone).toMatchObject({ deleted: true, message: '', change_seq: 9 });
