@@ -43,7 +43,7 @@ export class ChatClient {
     this.onSessionEnded = options.onSessionEnded;
   }
 
-  async login(username: string, password: string): Promise<User> {
+  async login(username: string, password: string): Promise<Account> {
     const response = await this.call('POST', '/api/auth/token/', { username, password }, null);
     const tokens = this.answer<Tokens>(response);
     this.tokens.save({ access: tokens.access, refresh: tokens.refresh });
