@@ -61,8 +61,10 @@ test('a killed and restarted server: no gap, no duplicate, the outbox delivered 
   const statuses: string[] = [];
   connection.on('status', (status) => statuses.push(status));
   let recovered = 0; // messages that came in chat.sync answers
+  let recoveredChanges = 0; // and in chat.sync_changes answers
   connection.on('frame', (frame) => {
     if (frame.type === 'chat.history') recovered += frame.messages.length;
+    if (frame.type === 'chat.changes') recoveredChanges += frame.messages.length;
   });
   await until(connection, (s) => s.status === 'open', 'open');
   const firstId = (await postMessage(maria, room, 'before the outage')).id;
@@ -78,6 +80,13 @@ test('a killed and restarted server: no gap, no duplicate, the outbox delivered 
   await until(connection, (s) => s.attempt === 2 && s.nextRetryAt !== null, 'a failed attempt');
   await server.restart();
   await sleep(500); // maria posts while the connection is still down...
+  // ...and changes a message the connection has loaded: chat.sync_changes brings it back
+  await maria.request('PATCH', `/api/chat/rooms/${room}/messages/${firstId}/`, {
+    message: 'edited in the outage',
+  });
+  await maria.request('POST', `/api/chat/rooms/${room}/messages/${firstId}/reactions/`, {
+    emoji: '👍',
+  });
   connection.retryNow();
   await sleep(500); // ...and while it comes back
   await sender.stop();
@@ -98,6 +107,17 @@ test('a killed and restarted server: no gap, no duplicate, the outbox delivered 
   expect(offline.map((m) => m.client_id)).toEqual(outbox);
   expect(expected.filter((m) => m.message.startsWith('offline ')).length).toBe(2); // stored once
   expect(recovered).toBeGreaterThan(0);
+  const changed = await until(
+    connection,
+    (s) => s.messages.find((m) => m.id === firstId)?.reactions.length === 1,
+    'the recovered changes',
+  );
+  expect(changed.messages.find((m) => m.id === firstId)).toMatchObject({
+    message: 'edited in the outage',
+    reactions: [{ emoji: '👍', count: 1, me: false }],
+  });
+  expect(changed.messages.find((m) => m.id === firstId)?.edited_at).not.toBeNull();
+  expect(recoveredChanges).toBeGreaterThan(0);
   expect(statuses).toContain('reconnecting');
   expect(seen.error).toBeNull();
   connection.close();
