@@ -87,6 +87,7 @@ export interface ConnectionEvents {
 }
 
 type Listener<T> = (value: T) => void;
+type SyncType = 'chat.sync' | 'chat.sync_changes';
 
 /** Resends of a message the server could not take now (rate_limited, not_persisted). */
 const MAX_TRANSIENT_RESENDS = 3;
@@ -143,7 +144,8 @@ export class ChatConnection {
 
   private readonly queuedActions: ClientFrame[] = [];
   private readonly resends = new Map<string, number>();
-  private readonly syncFrames = new Map<string, ClientFrame>();
+  /** The last sync request of each kind, to ask again when it was rate limited. */
+  private readonly lastSync = new Map<SyncType, { clientId: string; after: number }>();
   private pendingRead: number | null = null;
   private lastReadSent = 0;
   private typingSent = false;
@@ -526,11 +528,11 @@ export class ChatConnection {
     if (generation === this.generation && this.recoveringMessages) this.finishMessageRecovery();
   }
 
-  private requestSync(type: 'chat.sync' | 'chat.sync_changes', after: number): void {
+  private requestSync(type: SyncType, after: number): void {
     // A client_id ties a rate_limited answer to this request, to ask again a little later.
-    const frame: ClientFrame = { type, after, client_id: this.newClientId() };
-    this.syncFrames.set(frame.client_id!, frame);
-    this.sendFrame(frame);
+    const clientId = this.newClientId();
+    this.lastSync.set(type, { clientId, after });
+    this.sendFrame({ type, after, client_id: clientId });
   }
 
   private onHistoryPage(frame: HistoryFrame): void {
@@ -633,14 +635,12 @@ export class ChatConnection {
 
   /** A sync page or a message the server could not take now is asked for again later. */
   private retryRefusedFrame(clientId: string, code: string): boolean {
-    const sync = this.syncFrames.get(clientId);
-    if (sync) {
-      this.syncFrames.delete(clientId);
+    for (const [type, sync] of this.lastSync) {
+      if (sync.clientId !== clientId) continue;
       if (code !== 'rate_limited') return false;
       const generation = this.generation;
       setTimeout(() => {
-        if (generation === this.generation)
-          this.requestSync(sync.type as 'chat.sync', (sync as { after: number }).after);
+        if (generation === this.generation) this.requestSync(type, sync.after);
       }, 1_000);
       return true;
     }
