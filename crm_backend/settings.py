@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from accounts.client_address import trusted_proxies
 from crm_backend.csp import add_static_headers
 from crm_backend.file_storage import storages_from_env
+from crm_backend.metrics import metrics_networks
 from webhooks.destinations import private_networks_allowed
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -384,13 +385,35 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="chat@localhost")
 
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="admin123")
 
+# Operator metrics (/metrics, chat/observability/metrics.py): served to a request that carries
+# `Authorization: Bearer <CHAT_METRICS_TOKEN>` (when set) or comes from one of
+# CHAT_METRICS_ALLOWED_NETWORKS (the direct peer: a proxy in front must not be listed).
+CHAT_METRICS_TOKEN = env.str("CHAT_METRICS_TOKEN", default="")
+CHAT_METRICS_ALLOWED_NETWORKS = metrics_networks(
+    env.list("CHAT_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
+)
+
+# Logs: `plain` text lines, or `json` (one object per line, chat/observability/logs.py). Every
+# line passes RedactSecrets: no token, ticket or key in a query string reaches a log.
+CHAT_LOG_FORMAT = env.str("CHAT_LOG_FORMAT", default="plain")
+if CHAT_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"CHAT_LOG_FORMAT must be plain or json, not {CHAT_LOG_FORMAT!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "chat.observability.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_secrets": {"()": "chat.observability.logs.RedactSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": CHAT_LOG_FORMAT,
+            "filters": ["redact_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {
         "accounts": {"level": env.str("CHAT_LOG_LEVEL", default="INFO")},

@@ -14,6 +14,7 @@ name (for A/B measurements, or when one misbehaves).
 | request_threads       | Django's ASGIHandler internals            | wiring (HTTP)           |
 | broadcast_frames      | daphne's send -> autobahn protocol        | realtime consumers      |
 | backpressure          | daphne's send -> Twisted transport buffer | realtime consumers      |
+| access_log            | daphne's access log writer (redaction)    | wiring                  |
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ WRITTEN_FOR: dict[str, dict[str, str]] = {
     "request_threads": {"Django": "5.2.19", "asgiref": "3.13.0"},
     "broadcast_frames": {"daphne": "4.2.3", "autobahn": "26.10.2"},
     "backpressure": {"daphne": "4.2.3", "Twisted": "26.10.0"},
+    "access_log": {"daphne": "4.2.3"},
 }
 
 _enabled: set[str] = set()
@@ -51,9 +53,10 @@ def version_mismatches(name: str) -> list[str]:
 
 def install() -> set[str]:
     """Install every adapter its libraries' versions allow; returns the names installed."""
-    from chat.adapters import daphne_close_codes, daphne_shared_options
+    from chat.adapters import access_log, daphne_close_codes, daphne_shared_options
 
     patches = {
+        "access_log": access_log.redact_access_log,
         "daphne_close_codes": daphne_close_codes.allow_protocol_close_codes,
         "daphne_shared_options": daphne_shared_options.share_protocol_options,
     }

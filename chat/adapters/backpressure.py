@@ -26,6 +26,7 @@ import time
 
 from django.conf import settings
 
+OVER_BUFFER_BUDGET = "over CHAT_SOCKET_BUFFER_BYTES"  # how `behind` ends when that is why
 # The attributes of twisted.internet.abstract.FileDescriptor (a TCP transport) read here.
 TRANSPORT_BUFFER_ATTRIBUTES = ("producerPaused", "dataBuffer", "offset", "_tempDataLen")
 
@@ -46,7 +47,7 @@ class SendBacklog:
         """Why this socket cannot take a frame of `frame_length` more, or None if it can."""
         queued = self.queued_bytes()
         if queued + frame_length > self.budget_bytes:
-            return f"{queued} bytes queued: over CHAT_SOCKET_BUFFER_BYTES"
+            return f"{queued} bytes queued: {OVER_BUFFER_BUDGET}"
         if self.seconds_behind() > self.slow_seconds:
             return "send buffer full for CHAT_SLOW_RECEIVER_SECONDS"
         return None

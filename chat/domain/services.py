@@ -43,6 +43,7 @@ from chat.domain.notifications import (
 )
 from chat.domain.ordering import room_order
 from chat.domain.selectors import summaries_of_rows
+from chat.observability import metrics
 
 DIRECT_ROOMS_ONLY_FROM_DIRECT = (
     "direct rooms are opened with POST /api/chat/direct/ {user_id}; create a group instead"
@@ -107,7 +108,8 @@ def message_create(
             # One INSERT is atomic by itself, and the room's order is held: no transaction,
             # unless a recorder (a webhook's outbox) must commit its rows with the message.
             with events.recorded_atomically(room.pk):
-                message = Message.objects.create(room=room, author=author, text=text)
+                with metrics.database_write.time():  # the INSERT alone: _created publishes
+                    message = Message.objects.create(room=room, author=author, text=text)
                 return _created(message)
         with transaction.atomic():
             stored = _stored_retry(room, author, client_id)
@@ -116,9 +118,10 @@ def message_create(
             target = None if reply_to is None else _reply_target(room=room, message_id=reply_to)
             root = _thread_root(target)
             mentions = mentioned_user_ids(room=room, author=author, text=text) if not plain else []
-            message, created = _message_create_once(
-                room, author, text, client_id, root=root, mentions=mentions
-            )
+            with metrics.database_write.time():
+                message, created = _message_create_once(
+                    room, author, text, client_id, root=root, mentions=mentions
+                )
             if not created:
                 return MessageCreateResult(message, created=False)
             if attachments:
@@ -131,6 +134,7 @@ def message_create(
 
 
 def _created(message: Message, root: Message | None = None) -> MessageCreateResult:
+    metrics.messages_stored.inc()
     announcement = events.announce_on_commit(events.MessageCreated(message.room_id, message))
     if root is not None:
         events.announce_on_commit(events.ThreadUpdated(root.room_id, root))

@@ -90,7 +90,12 @@ def layer_event(event: events.RoomEvent) -> dict:
         return _reactions_event(event)
     if isinstance(event, events.ReadMarkerMoved) and not event.shared:
         return personal_event(None, {event.user_id: frame_of(event)})  # the reader's alone
-    return broadcast_event(frame_of(event))
+    layer_message = broadcast_event(frame_of(event))
+    if isinstance(event, events.MessageCreated):
+        # Wall clock, so that every process can tell the delivery latency (metrics): store →
+        # its last local write (RoomHub); processes on other hosts need synchronised clocks.
+        layer_message["stored_at"] = event.message.created_at.timestamp()
+    return layer_message
 
 
 def _reactions_event(event: events.ReactionsChanged) -> dict:

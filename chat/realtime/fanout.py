@@ -22,6 +22,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from chat.observability import metrics
 from chat.realtime.layers import OVERFLOW_EVENT
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ class RoomSocket(Protocol):
     channel_name: str
     closing: bool
 
-    async def room_event(self, event: dict) -> None: ...
+    async def room_event(self, event: dict) -> bool | None:
+        """Truthy when a frame was written to the socket."""
 
     async def layer_overflow(self, event: dict) -> None: ...
 
@@ -157,6 +159,7 @@ class RoomHub:
             if room.closing:
                 continue  # being closed: the events go nowhere, the reader waits to be cancelled
             if event is OVERFLOW_EVENT or self._backlog(room) > settings.CHANNEL_LAYER_CAPACITY:
+                metrics.slow_socket_closes.labels(metrics.ROOM_BACKLOG).inc(len(room.sockets))
                 # In its own task: it cancels this reader, which releases the channel.
                 asyncio.get_running_loop().create_task(
                     self._close_room(room, "fell too far behind")
@@ -171,13 +174,16 @@ class RoomHub:
                 await asyncio.sleep(0)
 
     async def _deliver(self, room: LocalRoom, event: dict) -> None:
+        written = 0  # counted here, recorded once per event: no metric call per socket
         for socket in tuple(room.sockets.values()):
             if socket.closing:
                 continue
             try:
-                await socket.room_event(event)
+                if await socket.room_event(event):
+                    written += 1
             except Exception:  # one broken socket must not cost the others their message
                 logger.exception("could not hand %s to %s", event.get("type"), socket.channel_name)
+        metrics.fanout_written(written, event.get("stored_at"))
 
     async def _close_room(self, room: LocalRoom, why: str) -> None:
         """This process cannot deliver the room's events: close its sockets (1013), never drop."""

@@ -30,6 +30,7 @@ from typing import Protocol
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from chat.observability import metrics
 from chat.realtime.fanout import room_hub
 
 logger = logging.getLogger(__name__)
@@ -38,18 +39,24 @@ ROUND_TRIP_TIMEOUT_SECONDS = 3.0
 
 
 class LiveSocket(Protocol):
+    def room_type(self) -> str: ...
+
     async def layer_lost(self) -> None: ...
 
     async def going_away(self) -> None: ...
 
 
 _open_sockets: weakref.WeakSet = weakref.WeakSet()
+# The open-sockets gauge's label each socket was counted under, to take it off at close.
+_counted_as: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _watchdogs: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 _account_checks: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
 def socket_opened(socket: LiveSocket) -> None:
     _open_sockets.add(socket)
+    room_type = _counted_as[socket] = socket.room_type()
+    metrics.socket_opened(room_type)
     _ensure_account_check()
     if settings.REDIS_URL:
         _ensure_watchdog()
@@ -57,6 +64,9 @@ def socket_opened(socket: LiveSocket) -> None:
 
 def socket_closed(socket: LiveSocket) -> None:
     _open_sockets.discard(socket)
+    room_type = _counted_as.pop(socket, None)
+    if room_type is not None:
+        metrics.socket_closed(room_type)
 
 
 def _ensure_watchdog() -> None:
@@ -78,12 +88,25 @@ async def check_accounts_while_sockets_open() -> None:
     socket starts it again)."""
     while _open_sockets:
         await asyncio.sleep(settings.CHAT_ACCOUNT_CHECK_SECONDS)
+        sample_send_buffers()
         try:
             await close_refused_sockets()
         except asyncio.CancelledError:
             raise
         except Exception:  # the database is down: sockets stay, the next check retries
             logger.exception("account check failed")
+
+
+def sample_send_buffers() -> None:
+    """The buffered-bytes gauges, sampled here (every CHAT_ACCOUNT_CHECK_SECONDS), not per
+    frame: what the sockets' transports hold (daphne only; chat.adapters.backpressure)."""
+    queued = [
+        backlog.queued_bytes()
+        for socket in list(_open_sockets)
+        if (backlog := getattr(socket, "send_backlog", None)) is not None
+    ]
+    metrics.socket_buffered_bytes.set(sum(queued))
+    metrics.socket_buffered_bytes_max.set(max(queued, default=0))
 
 
 async def close_refused_sockets() -> None:
@@ -162,12 +185,14 @@ class LayerWatchdog:
             return
         sockets = list(_open_sockets)
         logger.error("channel layer %s: closing %d sockets with 1013", problem, len(sockets))
+        metrics.watchdog_failures.labels(problem.split(" ", 1)[0]).inc()
         self.channel = None
         await asyncio.gather(*(socket.layer_lost() for socket in sockets), return_exceptions=True)
 
     async def layer_problem(self) -> str | None:
         try:
-            await asyncio.wait_for(self.round_trip(), ROUND_TRIP_TIMEOUT_SECONDS)
+            with metrics.layer_round_trip.time():
+                await asyncio.wait_for(self.round_trip(), ROUND_TRIP_TIMEOUT_SECONDS)
             run_id = await asyncio.wait_for(redis_run_id(), ROUND_TRIP_TIMEOUT_SECONDS)
         except Exception as error:
             return f"unavailable ({type(error).__name__}: {error})"

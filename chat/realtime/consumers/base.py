@@ -17,8 +17,9 @@ from django.conf import settings
 
 from accounts.client_address import scope_client_address
 from chat import adapters, protocol
-from chat.adapters.backpressure import watch_send_backlog
+from chat.adapters.backpressure import OVER_BUFFER_BUDGET, watch_send_backlog
 from chat.adapters.broadcast_frames import framed_socket, write_frame
+from chat.observability import metrics
 from chat.protocol import (
     CHAT_DELETE,
     CHAT_EDIT,
@@ -103,6 +104,8 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
 
     async def accept(self, subprotocol=None, headers=None):
         self.accepted = True
+        if not self.closing:  # reject() accepts too, to send its error frame
+            metrics.handshake_accepted()
         await super().accept(subprotocol, headers)
         if adapters.enabled("backpressure"):
             self.send_backlog = watch_send_backlog(self.base_send)
@@ -148,6 +151,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             self.scope["path"],
         )
         if not self.accepted:
+            metrics.handshake_refused(int(rejection.close_code))
             await self.accept()
         frame = protocol.error_frame(
             rejection,
@@ -172,6 +176,8 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         why = backlog.behind(len(frame or ""))
         if why is None:
             return False
+        reason = metrics.BUFFER_BYTES if why.endswith(OVER_BUFFER_BUDGET) else metrics.NOT_READING
+        metrics.slow_socket_closes.labels(reason).inc()
         logger.warning(
             "slow receiver: user=%s path=%s (%s)", self.log_user(), self.scope["path"], why
         )
@@ -229,6 +235,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             self.rate_limit_strikes = 0
             return True
         self.rate_limit_strikes += 1
+        metrics.rate_limited_frames.labels(frame_type).inc()
         if self.rate_limit_strikes > settings.CHAT_RATE_LIMIT_STRIKES:
             await self.reject(Rejection.RATE_LIMITED)
         else:
@@ -255,42 +262,47 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             bucket = buckets[frame_type] = TokenBucket(rate=rate, burst=burst)
         return bucket
 
-    async def chat_broadcast(self, event):
+    async def chat_broadcast(self, event) -> bool:
         """A frame for every socket of the room (but `except`), serialized once by the sender."""
         if self.closing or event.get("except") == self.channel_name:
-            return
-        await self.write_room_frame(event, event["frame"])
+            return False
+        return await self.write_room_frame(event, event["frame"])
 
-    async def chat_personal(self, event):
+    async def chat_personal(self, event) -> bool:
         """A room frame with variants for some users (`me` in reactions): this user's, or the
         common one."""
         if self.closing:
-            return
+            return False
         variant = event["variant_of_user"].get(str(getattr(self.user, "pk", None)))
         frame = event["frame"] if variant is None else event["variants"][variant]
-        if frame is not None:
-            await self.write_room_frame(event, frame)
+        if frame is None:
+            return False
+        return await self.write_room_frame(event, frame)
 
-    async def write_room_frame(self, event: dict, frame: str) -> None:
+    async def write_room_frame(self, event: dict, frame: str) -> bool:
+        """Write a room frame; False when the socket fell behind (it is closed instead)."""
         if self.fallen_behind(frame):
-            return await self.layer_overflow(event)
+            await self.layer_overflow(event)
+            return False
         framed = self.framed_socket
         if framed is None or not write_frame(framed, frame):
             await self.send(text_data=frame)
+        return True
 
-    async def room_event(self, event: dict) -> None:
-        """An event of this socket's room, handed over by the process's RoomHub (fanout)."""
+    async def room_event(self, event: dict) -> bool | None:
+        """An event of this socket's room, handed over by the process's RoomHub (fanout);
+        truthy when a frame was written (the hub counts deliveries)."""
         if self.waiting_events is not None:
             self.waiting_events.append(event)
-            return
+            return None
         handler = self.room_event_handlers.get(event["type"])
         if handler is None:
-            return
+            return None
         try:
-            await handler(self, event)
+            return await handler(self, event)
         except Exception as error:
             if self.closing:
-                return
+                return None
             # Usually the client left while the event was on its way (its disconnect is still
             # queued); otherwise a socket that cannot be written to must not stay open, deaf.
             self.closing = True
@@ -304,11 +316,11 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await self.close(code=int(Rejection.INTERNAL_ERROR.close_code))
 
-    async def chat_user_frame(self, event):
+    async def chat_user_frame(self, event) -> bool:
         """A frame for one user's sockets (notifications), through their shard's group."""
         if self.closing or event["user_id"] != getattr(self.user, "pk", None):
-            return
-        await self.write_room_frame(event, event["frame"])
+            return False
+        return await self.write_room_frame(event, event["frame"])
 
     room_event_handlers = {
         "chat.broadcast": chat_broadcast,
@@ -344,6 +356,10 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             logger.exception("channel layer unavailable while broadcasting to %s", self.group_name)
             return False
         return True
+
+    def room_type(self) -> str:
+        """The open-sockets gauge's label (Room.type, or "public")."""
+        return "public"
 
     async def layer_lost(self) -> None:
         """The watchdog found the channel layer down or wiped: this socket may be deaf."""

@@ -345,6 +345,9 @@ class ChatConsumer(BaseChatConsumer):
             frame = protocol.presence_frame(room_id=self.room.pk, user=self.user_ref, online=online)
             await self.broadcast(frame, except_self=True)
 
+    def room_type(self) -> str:
+        return self.room.type
+
     def presence_entry(self) -> tuple | None:
         """(room id, user id, connection id) for the liveness watchdog to renew."""
         if getattr(self, "user_ref", None) is None or self.closing:
@@ -396,7 +399,8 @@ class ChatConsumer(BaseChatConsumer):
         if event["user_id"] == self.user.pk:
             return await self.reject(ACCESS_LOST_REJECTIONS.get(event["reason"], REMOVED))
         if event.get("frame") is not None:
-            await self.chat_broadcast(event)
+            return await self.chat_broadcast(event)
+        return None
 
     async def api_key_revoked(self, event):
         """The API key this socket was opened with was revoked (apikeys): it closes; the

@@ -1,0 +1,1 @@
+"""What an operator reads: metrics (metrics.py), log hygiene (logs.py). A leaf of the project."""

@@ -1,0 +1,80 @@
+"""GET /metrics: Prometheus' text format, for a scraper with the token or from an allowed network.
+
+Who may read it: a request carrying `Authorization: Bearer <CHAT_METRICS_TOKEN>` (when a token
+is set), or one whose client address (accounts.client_address: behind CHAT_TRUSTED_PROXIES,
+the address the proxy saw) is in CHAT_METRICS_ALLOWED_NETWORKS. Refusals answer in REST's one
+error shape: 401 when a token was expected and not given, 403 otherwise.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Iterable
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def metrics_networks(entries: Iterable[str]) -> tuple:
+    """CHAT_METRICS_ALLOWED_NETWORKS parsed; a bad entry stops start-up."""
+    networks = []
+    for entry in (entry.strip() for entry in entries):
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry))
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"CHAT_METRICS_ALLOWED_NETWORKS: {entry!r} is not a CIDR network ({error})"
+            ) from None
+    return tuple(networks)
+
+
+def metrics(request):
+    from django.http import HttpResponse
+
+    from chat.observability.metrics import exposition
+
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
+    body, content_type = exposition()
+    return HttpResponse(body, content_type=content_type)
+
+
+def metrics_refusal(request):
+    """None if the request may read the metrics, else the 401/403 answer."""
+    from django.conf import settings
+    from django.http import JsonResponse
+
+    from accounts.client_address import request_client_address
+    from chat.api.errors import error_body
+
+    token = settings.CHAT_METRICS_TOKEN
+    if token and _bearer_matches(request.headers.get("Authorization", ""), token):
+        return None
+    if _address_allowed(request_client_address(request), settings.CHAT_METRICS_ALLOWED_NETWORKS):
+        return None
+    if token:
+        response = JsonResponse(
+            error_body("authentication_required", "metrics need the Bearer CHAT_METRICS_TOKEN"),
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    detail = "metrics are served only to CHAT_METRICS_ALLOWED_NETWORKS"
+    return JsonResponse(error_body("not_allowed", detail), status=403)
+
+
+def _bearer_matches(header: str, token: str) -> bool:
+    scheme, _, given = header.partition(" ")
+    given = given.strip().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode())
+
+
+def _address_allowed(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
