@@ -1,15 +1,19 @@
-"""daphne's access log without credentials: its lines pass chat.observability.logs.redact.
+"""daphne's access log without credentials, and in JSON with CHAT_LOG_FORMAT=json.
 
 daphne writes its access log itself (daphne.access.AccessLogGenerator, to stdout or
-`--access-log FILE`), not through `logging`, so no logging filter sees it. HTTP lines carry the
-request's query string (`GET /x?token=<JWT>`): every line's request text is redacted before it
-is written. Written for daphne 4.2.3 (`write_entry(host, date, request, ...)`); the wiring
-installs it before daphne builds its access log writer (daphne imports the application first).
+`--access-log FILE`), not through `logging`, so no logging filter or formatter sees it. Its
+HTTP lines carry the request's query string (`GET /x?token=<JWT>`): every line's request text
+passes chat.observability.logs.redact before it is written, to the same stream. Written for
+daphne 4.2.3 (`write_entry(host, date, request, status, length, ...)`); the wiring installs it
+before daphne builds its writer (daphne imports the application first).
 """
 
 from __future__ import annotations
 
+import json
+
 from daphne.access import AccessLogGenerator
+from django.conf import settings
 
 from chat.observability.logs import redact
 
@@ -19,9 +23,27 @@ _daphne_write_entry = AccessLogGenerator.write_entry
 def redact_access_log() -> None:
     if getattr(AccessLogGenerator.write_entry, "redacts", False):
         return
+    json_lines = settings.CHAT_LOG_FORMAT == "json"
 
-    def write_entry(self, host, date, request, *args, **kwargs):
-        return _daphne_write_entry(self, host, date, redact(request), *args, **kwargs)
+    def write_entry(self, host, date, request, status=None, length=None, *args, **kwargs):
+        request = redact(request)
+        if json_lines:
+            return self.stream.write(_json_entry(host, date, request, status, length) + "\n")
+        return _daphne_write_entry(self, host, date, request, status, length, *args, **kwargs)
 
     write_entry.redacts = True
     AccessLogGenerator.write_entry = write_entry
+
+
+def _json_entry(host, date, request, status, length) -> str:
+    entry = {
+        "time": date.astimezone().isoformat(timespec="milliseconds"),
+        "level": "INFO",
+        "logger": "daphne.access",
+        "message": f"{host} {request} {status or '-'}",
+        "client": host,
+        "request": request,
+        "status": status,
+        "bytes": length,
+    }
+    return json.dumps(entry, ensure_ascii=False)

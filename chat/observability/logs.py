@@ -34,17 +34,24 @@ def _redacted_arg(value):
 
 
 class RedactSecrets(logging.Filter):
-    """Rewrites a record's message and string arguments; keeps its shape (uvicorn's access
-    formatter unpacks the five arguments)."""
+    """Redacts a record's string arguments, keeping its shape (uvicorn's access formatter
+    unpacks its five); if the message still shows a secret (`"?token=%s", jwt`), the record
+    becomes its redacted text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
         args = record.args
         if isinstance(args, tuple):
             record.args = tuple(_redacted_arg(value) for value in args)
         elif isinstance(args, dict):
             record.args = {key: _redacted_arg(value) for key, value in args.items()}
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format, which logging would print with its raw arguments
+            record.msg, record.args = redact(f"{record.msg} {record.args!r}"), None
+            return True
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 

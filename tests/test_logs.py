@@ -1,0 +1,85 @@
+"""Log hygiene without a server: what redact rewrites, and the JSON formatter's lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+
+from chat.observability.logs import JsonFormatter, RedactSecrets, redact
+from tests.e2e.server import PROJECT_DIR
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMiJ9.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"GET /ws/chat/r/?token={JWT}", "GET /ws/chat/r/?token=[redacted]"),
+        (f"/x?a=1&ticket={JWT}&b=2", "/x?a=1&ticket=[redacted]&b=2"),
+        ("/x?access=a&refresh=b", "/x?access=[redacted]&refresh=[redacted]"),
+        (
+            "/x?api_key=k1&apikey=k2&x-api-key=k3",
+            "/x?api_key=[redacted]&apikey=[redacted]&x-api-key=[redacted]",
+        ),
+        (f"/x?ACCESS_TOKEN={JWT}", "/x?ACCESS_TOKEN=[redacted]"),
+        ('"WebSocket /ws/?token=abc" [accepted]', '"WebSocket /ws/?token=[redacted]" [accepted]'),
+        ("/x?username=maria&room=1", "/x?username=maria&room=1"),  # not credentials
+        ("close=4401 user=maria", "close=4401 user=maria"),
+    ],
+)
+def test_redact(text, expected):
+    assert redact(text) == expected
+
+
+def test_the_filter_keeps_uvicorns_five_arguments():
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/healthz?token={JWT}", "1.1", 200),
+        None,
+    )
+    assert RedactSecrets().filter(record)
+    assert record.args == ("127.0.0.1:5000", "GET", "/healthz?token=[redacted]", "1.1", 200)
+    assert JWT not in record.getMessage()
+
+
+def test_a_json_line_carries_time_level_logger_message_and_extras():
+    record = logging.LogRecord(
+        "chat.realtime", logging.WARNING, __file__, 1, "rejected %s", (f"?ticket={JWT}",), None
+    )
+    record.room_type = "group"  # as logger.warning(..., extra={"room_type": "group"})
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["level"] == "WARNING" and entry["logger"] == "chat.realtime"
+    assert entry["message"] == "rejected ?ticket=[redacted]"
+    assert entry["room_type"] == "group"
+    assert entry["time"].endswith("+00:00")
+
+
+def test_chat_log_format_json_makes_every_line_json():
+    script = (
+        "import django, logging; django.setup(); "
+        f"logging.getLogger('chat').warning('socket ?token=%s', '{JWT}', extra={{'code': 4401}})"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_DIR,
+        env={
+            "DJANGO_SETTINGS_MODULE": "crm_backend.settings",
+            "CHAT_LOG_FORMAT": "json",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert lines[-1]["message"] == "socket ?token=[redacted]" and lines[-1]["code"] == 4401
+    assert JWT not in done.stderr
