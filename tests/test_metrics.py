@@ -214,3 +214,69 @@ def test_the_dashboard_plots_every_metric():
     for name in EXPECTED_NAMES:
         family = name.removesuffix("_bucket").removesuffix("_count")
         assert family.removesuffix("_total") in queries, name
+
+
+def sample(name: str, **labels) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_the_watchdog_times_its_round_trips_and_counts_failures(monkeypatch):
+    from chat.realtime.liveness import LayerWatchdog
+
+    watchdog = LayerWatchdog()
+    timed = sample("chat_channel_layer_round_trip_seconds_count")
+    await watchdog.check_once()
+    assert sample("chat_channel_layer_round_trip_seconds_count") == timed + 1
+
+    async def unreachable():
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(watchdog, "round_trip", unreachable)
+    failed = sample("chat_channel_layer_watchdog_failures_total", problem="unavailable")
+    await watchdog.check_once()
+    assert sample("chat_channel_layer_watchdog_failures_total", problem="unavailable") == failed + 1
+
+
+class Backlog:
+    def __init__(self, queued: int, why: str | None = None) -> None:
+        self.queued, self.why = queued, why
+
+    def queued_bytes(self) -> int:
+        return self.queued
+
+    def behind(self, frame_length: int) -> str | None:
+        return self.why
+
+
+class Socket:
+    def __init__(self, backlog) -> None:
+        self.send_backlog = backlog
+
+
+@pytest.mark.parametrize(
+    ("why", "reason"),
+    [
+        ("80 bytes queued: over CHAT_SOCKET_BUFFER_BYTES", "buffer_bytes"),
+        ("send buffer full for CHAT_SLOW_RECEIVER_SECONDS", "not_reading"),
+    ],
+)
+def test_a_socket_closed_for_slowness_is_counted_by_reason(why, reason):
+    from chat.realtime.consumers.base import BaseChatConsumer
+
+    consumer = BaseChatConsumer()
+    consumer.scope, consumer.send_backlog = {"path": "/ws/chat/x/"}, Backlog(80, why)
+    before = sample("chat_slow_socket_closes_total", reason=reason)
+    assert consumer.fallen_behind("frame")
+    assert sample("chat_slow_socket_closes_total", reason=reason) == before + 1
+
+
+def test_buffered_bytes_are_sampled_over_the_open_sockets(monkeypatch):
+    from chat.realtime import liveness
+
+    sockets = [Socket(Backlog(100)), Socket(Backlog(2500)), Socket(None)]  # None: uvicorn
+    monkeypatch.setattr(liveness, "_open_sockets", set(sockets))
+    liveness.sample_send_buffers()
+    assert sample("chat_socket_buffered_bytes") == 2600
+    assert sample("chat_socket_buffered_bytes_max") == 2500
