@@ -28,6 +28,9 @@ from prometheus_client import (
 )
 
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+if MULTIPROCESS_DIR is not None:
+    # Each metric opens its file as it is defined, below: a missing folder would stop start-up.
+    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
 
 # Seconds: a fan-out or a database write takes from ~0.1 ms (one socket, SQLite) to seconds
 # (a room of thousands on a stalled machine).
