@@ -99,9 +99,11 @@ ROOM_BACKLOG = "room_backlog"  # the process fell CHANNEL_LAYER_CAPACITY behind 
 
 
 def fanout_written(count: int, stored_at: float | None) -> None:
-    """Once per fan-out: `count` frames written; a message's latency since it was stored."""
-    if count:
-        deliveries.inc(count)
+    """Once per fan-out: `count` frames written; for a message, its latency since it was
+    stored (when this process wrote it anywhere)."""
+    if not count:
+        return
+    deliveries.inc(count)
     if stored_at is not None:
         delivery_latency.observe(time.time() - stored_at)
 
