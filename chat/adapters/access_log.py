@@ -11,6 +11,7 @@ before daphne builds its writer (daphne imports the application first).
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 from daphne.access import AccessLogGenerator
 from django.conf import settings
@@ -37,7 +38,7 @@ def redact_access_log() -> None:
 
 def _json_entry(host, date, request, status, length) -> str:
     entry = {
-        "time": date.astimezone().isoformat(timespec="milliseconds"),
+        "time": date.astimezone(UTC).isoformat(timespec="milliseconds"),  # daphne's is local
         "level": "INFO",
         "logger": "daphne.access",
         "message": f"{host} {request} {status or '-'}",
