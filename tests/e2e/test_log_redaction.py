@@ -20,7 +20,7 @@ import websockets
 from tests.e2e.conftest import http_json, login, room_id_by_name
 from tests.e2e.server import PROJECT_DIR, Server, free_port, prepared_env, start_server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.e2e
 
 
 def use_credentials_in_query_strings(server) -> list[str]:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.e2e.conftest import login, room_id_by_name
 from tests.e2e.server import prepared_env, start_server
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.e2e
 
 
 def scrape(server) -> dict:
