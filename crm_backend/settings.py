@@ -142,6 +142,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 WHITENOISE_ADD_HEADERS_FUNCTION = add_static_headers  # CSP for the test page
+# The reference React app served at /chat/ (crm_backend/frontend.py): `npm run build` in clients/.
+CHAT_FRONTEND_DIST = env.path(
+    "CHAT_FRONTEND_DIST", default=BASE_DIR / "clients" / "react-demo" / "dist"
+)
 
 # --- Channel layer: in-memory (one process) unless REDIS_URL is set.
 # With Redis the default is RedisPubSubChannelLayer: a group_send is one PUBLISH that each

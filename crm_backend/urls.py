@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.http import HttpResponse
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.decorators.cache import cache_control
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from crm_backend import operator_page
+from crm_backend.frontend import reference_app
 from crm_backend.health import healthz
 from crm_backend.metrics import metrics
 
@@ -30,6 +31,8 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
+    # The reference React app (clients/react-demo/dist): its assets, else its index.html.
+    re_path(r"^chat/(?P<path>.*)$", reference_app, name="reference-app"),
 ]
 
 handler404 = "chat.api.errors.page_not_found"
