@@ -1,0 +1,44 @@
+import { useRooms } from '@crm-chat/react';
+import { Link } from './Link';
+import { roomPath } from './router';
+import { explainError } from './texts';
+
+export function RoomList() {
+  const { rooms, loading, error, refresh } = useRooms();
+  return (
+    <section className="rooms">
+      <h2>
+        Salas{' '}
+        <button type="button" data-testid="rooms-refresh" onClick={() => void refresh()}>
+          atualizar
+        </button>
+      </h2>
+      {error && (
+        <p className="error" role="alert" data-testid="rooms-error">
+          {explainError(error)}
+        </p>
+      )}
+      {loading && rooms.length === 0 && <p>Carregando…</p>}
+      {!loading && rooms.length === 0 && !error && <p>Você ainda não está em nenhuma sala.</p>}
+      <ul data-testid="room-list">
+        {rooms.map((room) => (
+          <li key={room.id} data-testid="room-item" data-room-id={room.id}>
+            <Link to={roomPath(room.id)} data-testid="room-link">
+              {room.name}
+            </Link>
+            {room.unread_count > 0 && (
+              <span className="badge" data-testid="room-unread" title="não lidas">
+                {room.unread_count}
+              </span>
+            )}
+            {room.mention_count > 0 && (
+              <span className="badge mention" data-testid="room-mentions" title="menções">
+                @{room.mention_count}
+              </span>
+            )}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

@@ -1,0 +1,29 @@
+import { StrictMode } from 'react';
+import { createRoot } from 'react-dom/client';
+import { ChatClient, sessionTokenStore } from '@crm-chat/client';
+import { ChatProvider, sessionEndedRelay } from '@crm-chat/react';
+import { App } from './App';
+import './styles.css';
+
+/** `npm run dev` talks to the backend across origins (real CORS); the build, to its own. */
+function backendUrl(): string {
+  const configured = import.meta.env.VITE_CHAT_BACKEND as string | undefined;
+  if (configured) return configured;
+  return import.meta.env.DEV ? 'http://127.0.0.1:8000' : window.location.origin;
+}
+
+const sessionEnded = sessionEndedRelay();
+// sessionStorage: a reload keeps the login, another tab or a closed one does not.
+const client = new ChatClient({
+  baseUrl: backendUrl(),
+  tokenStore: sessionTokenStore('crm-chat-demo.tokens'),
+  onSessionEnded: sessionEnded.notify,
+});
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <ChatProvider client={client} sessionEnded={sessionEnded}>
+      <App />
+    </ChatProvider>
+  </StrictMode>,
+);
