@@ -7,12 +7,12 @@ export function RoomList() {
   const { rooms, loading, error, refresh } = useRooms();
   return (
     <section className="rooms">
-      <h2>
-        Salas{' '}
+      <div className="rooms-header">
+        <h2>Salas</h2>
         <button type="button" data-testid="rooms-refresh" onClick={() => void refresh()}>
           atualizar
         </button>
-      </h2>
+      </div>
       {error && (
         <p className="error" role="alert" data-testid="rooms-error">
           {explainError(error)}

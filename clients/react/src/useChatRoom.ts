@@ -11,6 +11,7 @@ const NOT_CONNECTED: ConnectionSnapshot = Object.freeze({
   pending: [],
   online: [],
   typing: [],
+  readMarkers: {},
   error: null,
   hasOlder: false,
   attempt: 0,

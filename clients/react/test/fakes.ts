@@ -15,6 +15,7 @@ export const EMPTY: ConnectionSnapshot = {
   pending: [],
   online: [],
   typing: [],
+  readMarkers: {},
   error: null,
   hasOlder: false,
   attempt: 0,

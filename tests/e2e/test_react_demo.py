@@ -1,0 +1,164 @@
+"""The reference React app (clients/react-demo) as Django serves it at /chat/, in Chromium.
+
+Needs the built app (clients/react-demo/dist: `npm run build` in clients/, which scripts/test
+does). Without it these tests skip, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.e2e.server import DEMO_PASSWORD, PROJECT_DIR, seeded_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
+TIMEOUT_MS = 10_000
+DIST_INDEX = PROJECT_DIR / "clients" / "react-demo" / "dist" / "index.html"
+VENDAS = "Chat - Vendas"  # seed_demo: admin, maria and joao only
+NOT_A_MEMBER_TEXT = "você não é membro desta sala; peça a um administrador da sala (not_a_member)"
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory):
+    """A daphne of its own: these tests log in several times, and logins are throttled per
+    address (20/min) on the shared server."""
+    if not DIST_INDEX.is_file():
+        message = f"{DIST_INDEX} missing: run `npm ci && npm run build` in clients/"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    server = seeded_server(tmp_path_factory.mktemp("react-demo"), LOGIN_THROTTLE_RATE="600/min")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser: Browser, app_server):
+    """A page in a fresh context (its own sessionStorage and sockets), closed after the test."""
+    contexts = []
+
+    def open_page(path: str = "/chat/") -> Page:
+        context = browser.new_context()
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(f"{app_server.http_url}{path}")
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
+
+
+def unique(text: str) -> str:
+    return f"{text} {uuid.uuid4().hex[:12]}"
+
+
+def log_in(page: Page, username: str) -> None:
+    page.get_by_test_id("login-username").fill(username)
+    page.get_by_test_id("login-password").fill(DEMO_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("session-user")).to_have_text(username)
+
+
+def open_room(page: Page, name: str) -> str:
+    """Follow the room list's link; the room's id, from the list."""
+    item = page.get_by_test_id("room-item").filter(has_text=name)
+    room_id = item.get_attribute("data-room-id")
+    item.get_by_test_id("room-link").click()
+    expect(page.get_by_test_id("room-status")).to_have_text("conectado")
+    expect(page.get_by_test_id("room-name")).to_have_text(name)
+    return room_id
+
+
+def send(page: Page, text: str) -> None:
+    page.get_by_test_id("composer-input").fill(text)
+    page.get_by_test_id("composer-input").press("Enter")
+
+
+def message(page: Page, text: str):
+    return page.get_by_test_id("message").filter(has_text=text)
+
+
+def test_two_users_see_each_others_messages_live(new_page):
+    maria, joao = new_page(), new_page()
+    log_in(maria, "maria")
+    log_in(joao, "joao")
+    open_room(maria, VENDAS)
+    open_room(joao, VENDAS)
+    expect(maria.get_by_test_id("presence-list")).to_contain_text("joao")
+
+    hello = unique("oi, joão")
+    send(maria, hello)
+    expect(message(joao, hello).get_by_test_id("message-author")).to_have_text("maria")
+    expect(message(maria, hello)).to_be_visible()
+    expect(maria.get_by_test_id("composer-input")).to_have_value("")
+
+    joao.get_by_test_id("composer-input").press_sequentially("digitando")
+    expect(maria.get_by_test_id("typing-indicator")).to_have_text("joao está digitando…")
+    reply = unique("oi, maria")
+    joao.get_by_test_id("composer-input").fill(reply)
+    joao.get_by_test_id("composer-send").click()
+    expect(message(maria, reply).get_by_test_id("message-author")).to_have_text("joao")
+    expect(maria.get_by_test_id("typing-indicator")).to_have_text("")
+
+    # Away from the room, what joao sends is counted unread in maria's room list.
+    maria.get_by_test_id("back-to-rooms").click()
+    vendas = maria.get_by_test_id("room-item").filter(has_text=VENDAS)
+    expect(vendas).to_be_visible()
+    expect(vendas.get_by_test_id("room-unread")).to_have_count(0)  # maria read all of it
+    send(joao, unique("mais uma"))
+    expect(message(joao, "mais uma")).to_be_visible()
+    maria.get_by_test_id("rooms-refresh").click()
+    expect(vendas.get_by_test_id("room-unread")).to_have_text("1")
+
+
+def test_a_reload_keeps_the_session_and_the_room_shows_its_history(new_page):
+    maria = new_page()
+    log_in(maria, "maria")
+    room_id = open_room(maria, VENDAS)
+    text = unique("antes do reload")
+    send(maria, text)
+    expect(message(maria, text)).to_be_visible()
+    assert maria.url.endswith(f"/chat/rooms/{room_id}")
+
+    maria.reload()  # Django answers the room's own address with the app (SPA fallback)
+
+    expect(maria.get_by_test_id("session-user")).to_have_text("maria")
+    expect(maria.get_by_test_id("room-status")).to_have_text("conectado")
+    expect(message(maria, text)).to_be_visible()
+    maria.get_by_test_id("back-to-rooms").click()
+    expect(maria.get_by_test_id("room-item").filter(has_text=VENDAS)).to_be_visible()
+
+
+def test_a_non_member_sees_why_in_portuguese(new_page, app_server):
+    maria = new_page()
+    log_in(maria, "maria")
+    vendas_id = (
+        maria.get_by_test_id("room-item").filter(has_text=VENDAS).get_attribute("data-room-id")
+    )
+    ana = new_page()
+    log_in(ana, "ana")
+    expect(ana.get_by_test_id("room-item").filter(has_text=VENDAS)).to_have_count(0)
+
+    ana.goto(f"{app_server.http_url}/chat/rooms/{vendas_id}")
+
+    expect(ana.get_by_test_id("room-error")).to_have_text(NOT_A_MEMBER_TEXT)
+    expect(ana.get_by_test_id("room-status")).to_have_text("desconectado")
+    expect(ana.get_by_test_id("composer-input")).to_have_count(0)
