@@ -80,12 +80,16 @@ describe('useSession', () => {
       useChatClient();
       return null;
     }
+    // React logs the thrown error (and React 18 re-throws it to window): expected here.
     const quiet = console.error;
+    const swallow = (event: ErrorEvent) => event.preventDefault();
     console.error = () => {};
+    window.addEventListener('error', swallow);
     try {
       expect(() => render(<Orphan />)).toThrow(/inside <ChatProvider/);
     } finally {
       console.error = quiet;
+      window.removeEventListener('error', swallow);
     }
   });
 });
