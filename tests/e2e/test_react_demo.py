@@ -7,6 +7,7 @@ does). Without it these tests skip, except under CI=true, where they fail.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 
 import pytest
@@ -162,3 +163,21 @@ def test_a_non_member_sees_why_in_portuguese(new_page, app_server):
     expect(ana.get_by_test_id("room-error")).to_have_text(NOT_A_MEMBER_TEXT)
     expect(ana.get_by_test_id("room-status")).to_have_text("desconectado")
     expect(ana.get_by_test_id("composer-input")).to_have_count(0)
+
+
+def test_a_dropped_server_shows_the_countdown_and_tentar_agora_reconnects(new_page, app_server):
+    """Last in the module: it kills the module's server (and starts it again)."""
+    maria = new_page()
+    log_in(maria, "maria")
+    open_room(maria, VENDAS)
+
+    app_server.kill()
+    status = maria.get_by_test_id("room-status")
+    expect(status).to_contain_text(re.compile(r"reconectando em \d+s…"))
+    app_server.start()
+    maria.get_by_test_id("retry-now").click()
+
+    expect(status).to_have_text("conectado")
+    text = unique("de volta")
+    send(maria, text)
+    expect(message(maria, text)).to_be_visible()
