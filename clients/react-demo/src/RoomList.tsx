@@ -3,8 +3,11 @@ import { Link } from './Link';
 import { roomPath } from './router';
 import { explainError } from './texts';
 
+// Unread counts move while the list is shown: a fetch now and then keeps them near the truth.
+const REFRESH_EVERY_MS = 15_000;
+
 export function RoomList() {
-  const { rooms, loading, error, refresh } = useRooms();
+  const { rooms, loading, error, refresh } = useRooms({ refreshEveryMs: REFRESH_EVERY_MS });
   return (
     <section className="rooms">
       <div className="rooms-header">

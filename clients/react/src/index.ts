@@ -3,6 +3,6 @@ export type { ChatProviderProps, Session, SessionStatus } from './ChatProvider.j
 export { useChatRoom } from './useChatRoom.js';
 export type { ChatRoom } from './useChatRoom.js';
 export { useRooms } from './useRooms.js';
-export type { Rooms } from './useRooms.js';
+export type { Rooms, RoomsOptions } from './useRooms.js';
 export { sessionEndedRelay } from './sessionEndedRelay.js';
 export type { SessionEndedRelay } from './sessionEndedRelay.js';

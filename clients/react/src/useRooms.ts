@@ -15,8 +15,13 @@ interface RoomsState {
   error: Error | null;
 }
 
+export interface RoomsOptions {
+  /** Fetch again this often (ms), for counts that move while the list is shown; 0: never. */
+  refreshEveryMs?: number;
+}
+
 /** The signed-in user's rooms (GET /api/chat/rooms/), fetched on mount and on refresh(). */
-export function useRooms(): Rooms {
+export function useRooms({ refreshEveryMs = 0 }: RoomsOptions = {}): Rooms {
   const client = useChatClient();
   const [state, setState] = useState<RoomsState>({ rooms: [], loading: true, error: null });
   // Only the latest request may write: an older answer arriving late would undo a refresh.
@@ -40,6 +45,12 @@ export function useRooms(): Rooms {
       latest.current++; // unmounted: drop whatever is still in flight
     };
   }, [refresh]);
+
+  useEffect(() => {
+    if (refreshEveryMs <= 0) return;
+    const timer = setInterval(() => void refresh(), refreshEveryMs);
+    return () => clearInterval(timer);
+  }, [refresh, refreshEveryMs]);
 
   return { ...state, refresh };
 }

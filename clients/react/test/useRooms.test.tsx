@@ -1,12 +1,12 @@
 import { act, cleanup, render, screen, waitFor } from '@testing-library/react';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ChatProvider, useRooms } from '../src/index.js';
 import { apiError, FakeClient, room } from './fakes.js';
 
 afterEach(cleanup);
 
-function RoomList() {
-  const { rooms, loading, error, refresh } = useRooms();
+function RoomList({ refreshEveryMs }: { refreshEveryMs?: number }) {
+  const { rooms, loading, error, refresh } = useRooms({ refreshEveryMs });
   return (
     <div>
       <p data-testid="loading">{String(loading)}</p>
@@ -21,10 +21,10 @@ function RoomList() {
   );
 }
 
-function renderList(client: FakeClient) {
+function renderList(client: FakeClient, refreshEveryMs?: number) {
   return render(
     <ChatProvider client={client.asClient()}>
-      <RoomList />
+      <RoomList refreshEveryMs={refreshEveryMs} />
     </ChatProvider>,
   );
 }
@@ -69,5 +69,23 @@ describe('useRooms', () => {
     await act(async () => answers[1]([room('n', 'nova')]));
     await act(async () => answers[0]([room('v', 'velha')]));
     expect(texts('room')).toEqual(['nova:0']);
+  });
+
+  it('fetches again every refreshEveryMs while mounted', async () => {
+    vi.useFakeTimers();
+    try {
+      const client = new FakeClient();
+      let calls = 0;
+      client.roomsAnswer = async () => [room('a', 'Vendas', calls++)];
+      const { unmount } = renderList(client, 1000);
+      await act(async () => vi.advanceTimersByTimeAsync(2500));
+      expect(calls).toBe(3);
+      expect(texts('room')).toEqual(['Vendas:2']);
+      unmount();
+      await act(async () => vi.advanceTimersByTimeAsync(5000));
+      expect(calls).toBe(3);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
