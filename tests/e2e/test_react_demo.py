@@ -13,6 +13,7 @@ import uuid
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from tests.e2e.conftest import login, ok
 from tests.e2e.server import DEMO_PASSWORD, PROJECT_DIR, seeded_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -163,6 +164,35 @@ def test_a_non_member_sees_why_in_portuguese(new_page, app_server):
     expect(ana.get_by_test_id("room-error")).to_have_text(NOT_A_MEMBER_TEXT)
     expect(ana.get_by_test_id("room-status")).to_have_text("desconectado")
     expect(ana.get_by_test_id("composer-input")).to_have_count(0)
+
+
+def test_scrolling_to_the_top_loads_older_messages_and_keeps_the_view(new_page, app_server):
+    """The first page is the newest 50 (the client's default); the 10 before come on scroll-up."""
+    token = login(app_server, "carlos")
+    name = unique("Histórico")
+    room = ok(app_server, "POST", "/api/chat/rooms/", token, {"name": name})
+    for number in range(1, 61):
+        ok(
+            app_server,
+            "POST",
+            f"/api/chat/rooms/{room['id']}/messages/",
+            token,
+            {"message": f"mensagem {number:02d}"},
+        )
+    carlos = new_page()
+    log_in(carlos, "carlos")
+    open_room(carlos, name)
+    messages = carlos.get_by_test_id("message")
+    expect(messages).to_have_count(50)
+    expect(messages.first).to_contain_text("mensagem 11")
+
+    carlos.get_by_test_id("message-list").evaluate("list => { list.scrollTop = 0; }")
+
+    expect(messages).to_have_count(60)
+    expect(messages.first).to_contain_text("mensagem 01")
+    expect(carlos.get_by_test_id("load-older")).to_have_count(0)  # nothing older is left
+    # The older page went above what was read: the view did not jump to the top.
+    assert carlos.get_by_test_id("message-list").evaluate("list => list.scrollTop") > 0
 
 
 def test_a_dropped_server_shows_the_countdown_and_tentar_agora_reconnects(new_page, app_server):
