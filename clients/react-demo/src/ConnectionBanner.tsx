@@ -19,7 +19,11 @@ export function ConnectionBanner({ room }: { room: ChatRoom }) {
   const now = useNow(reconnecting);
   const retryIn = reconnecting ? secondsUntil(room.nextRetryAt, now) : null;
   return (
-    <p className={`status status-${room.status}`} data-testid="room-status" data-status={room.status}>
+    <p
+      className={`status status-${room.status}`}
+      data-testid="room-status"
+      data-status={room.status}
+    >
       {statusText(room.status, retryIn)}
       {reconnecting && (
         <>

@@ -17,16 +17,19 @@ export function MessageList({ room }: { room: ChatRoom }) {
   const atEnd = useRef(true);
   const before = useRef<{ firstId: number | undefined; height: number; top: number } | null>(null);
   const [loadingOlder, setLoadingOlder] = useState(false);
+  const loading = useRef(false); // scroll events come faster than re-renders
   const firstId = room.messages[0]?.id;
 
   const loadOlder = async () => {
     const element = box.current;
-    if (!element || loadingOlder || !room.hasOlder) return;
+    if (!element || loading.current || !room.hasOlder) return;
     before.current = { firstId, height: element.scrollHeight, top: element.scrollTop };
+    loading.current = true;
     setLoadingOlder(true);
     try {
       await room.loadOlder();
     } finally {
+      loading.current = false;
       setLoadingOlder(false);
     }
   };
@@ -52,12 +55,23 @@ export function MessageList({ room }: { room: ChatRoom }) {
   return (
     <div className="messages" ref={box} onScroll={onScroll} data-testid="message-list">
       {room.hasOlder && (
-        <button type="button" className="older" data-testid="load-older" onClick={loadOlder} disabled={loadingOlder}>
+        <button
+          type="button"
+          className="older"
+          data-testid="load-older"
+          onClick={loadOlder}
+          disabled={loadingOlder}
+        >
           {loadingOlder ? 'carregando…' : 'carregar mensagens anteriores'}
         </button>
       )}
       {room.messages.map((message) => (
-        <MessageItem key={message.id} message={message} room={room} mine={message.user.id === room.me?.id} />
+        <MessageItem
+          key={message.id}
+          message={message}
+          room={room}
+          mine={message.user.id === room.me?.id}
+        />
       ))}
       {room.pending.map((pending) => (
         <PendingItem key={pending.clientId} pending={pending} />
@@ -66,9 +80,19 @@ export function MessageList({ room }: { room: ChatRoom }) {
   );
 }
 
-function MessageItem({ message, room, mine }: { message: ChatMessage; room: ChatRoom; mine: boolean }) {
+interface MessageItemProps {
+  message: ChatMessage;
+  room: ChatRoom;
+  mine: boolean;
+}
+
+function MessageItem({ message, room, mine }: MessageItemProps) {
   return (
-    <article className={mine ? 'message mine' : 'message'} data-testid="message" data-message-id={message.id}>
+    <article
+      className={mine ? 'message mine' : 'message'}
+      data-testid="message"
+      data-message-id={message.id}
+    >
       <header>
         <strong data-testid="message-author">{message.user.username}</strong>{' '}
         <time dateTime={message.created_at}>{time(message.created_at)}</time>
@@ -100,7 +124,12 @@ function Reactions({ message, room }: { message: ChatMessage; room: ChatRoom }) 
         </button>
       ))}
       {!liked && (
-        <button type="button" className="reaction add" title="curtir" onClick={() => room.react(message.id, '👍')}>
+        <button
+          type="button"
+          className="reaction add"
+          title="curtir"
+          onClick={() => room.react(message.id, '👍')}
+        >
           +👍
         </button>
       )}
@@ -112,7 +141,11 @@ const PENDING_TEXTS = { queued: 'na fila', sent: 'enviando…', failed: 'não en
 
 function PendingItem({ pending }: { pending: PendingMessage }) {
   return (
-    <article className={`message mine pending ${pending.state}`} data-testid="pending-message" data-state={pending.state}>
+    <article
+      className={`message mine pending ${pending.state}`}
+      data-testid="pending-message"
+      data-state={pending.state}
+    >
       <p>{pending.text}</p>
       <p className="pending-state">
         {PENDING_TEXTS[pending.state]}

@@ -4,9 +4,11 @@ import { CODE_TEXTS, explain, secondsUntil, statusText, typingText } from '../sr
 
 /** The test page's CODE_TEXTS, read from the page itself. */
 function testPageTexts(): Record<string, string> {
-  const page = readFileSync(new URL('../../../static/test_chat_websocket.html', import.meta.url), 'utf8');
+  const file = new URL('../../../static/test_chat_websocket.html', import.meta.url);
+  const page = readFileSync(file, 'utf8');
   const block = /const CODE_TEXTS = \{([\s\S]*?)\n\s*\};/.exec(page)![1];
-  return Object.fromEntries([...block.matchAll(/^\s*(\w+): "([^"]*)",?$/gm)].map((m) => [m[1], m[2]]));
+  const entries = [...block.matchAll(/^\s*(\w+): "([^"]*)",?$/gm)];
+  return Object.fromEntries(entries.map((match) => [match[1], match[2]]));
 }
 
 describe('texts', () => {

@@ -62,7 +62,8 @@ export function useChatRoom(roomId: string): ChatRoom {
   const snapshot = useSyncExternalStore(subscribe, getSnapshot, getSnapshot);
 
   const send = useCallback(
-    (text: string, opts?: { replyTo?: number }) => (connection ? connection.send(text, opts) : null),
+    (text: string, opts?: { replyTo?: number }) =>
+      connection ? connection.send(text, opts) : null,
     [connection],
   );
   const setTyping = useCallback((on: boolean) => connection?.setTyping(on), [connection]);
