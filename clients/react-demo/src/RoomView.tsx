@@ -19,7 +19,7 @@ export function RoomView({ roomId }: { roomId: string }) {
 
   const others = room.typing.filter((user) => user.id !== room.me?.id);
   const refused = room.error?.final ? room.error : null;
-  const readOnly = Boolean((room.room as { read_only?: boolean } | null)?.read_only);
+  const readOnly = Boolean(room.room?.read_only);
 
   return (
     <section className="room" data-testid="room" data-room-id={roomId}>
