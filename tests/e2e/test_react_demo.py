@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 
 import pytest
@@ -35,7 +36,11 @@ def app_server(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    server = seeded_server(tmp_path_factory.mktemp("react-demo"), LOGIN_THROTTLE_RATE="600/min")
+    server = seeded_server(
+        tmp_path_factory.mktemp("react-demo"),
+        LOGIN_THROTTLE_RATE="600/min",
+        CHAT_READ_COALESCE_SECONDS="0",  # a read marker is stored at once: unread counts exact
+    )
     yield server
     server.stop()
 
@@ -98,11 +103,22 @@ def message(page: Page, text: str):
     return page.get_by_test_id("message").filter(has_text=text)
 
 
-def test_two_users_see_each_others_messages_live(new_page):
+def wait_until_all_read(server, token: str, room_id: str, timeout: float = 5.0) -> None:
+    """The page sent its read marker; the server stores it a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rooms = ok(server, "GET", "/api/chat/rooms/", token)
+        if next(room for room in rooms if room["id"] == room_id)["unread_count"] == 0:
+            return
+        assert time.monotonic() < deadline, "the read marker was never stored"
+        time.sleep(0.05)
+
+
+def test_two_users_see_each_others_messages_live(new_page, app_server):
     maria, joao = new_page(), new_page()
     log_in(maria, "maria")
     log_in(joao, "joao")
-    open_room(maria, VENDAS)
+    vendas_id = open_room(maria, VENDAS)
     open_room(joao, VENDAS)
     expect(maria.get_by_test_id("presence-list")).to_contain_text("joao")
 
@@ -121,6 +137,7 @@ def test_two_users_see_each_others_messages_live(new_page):
     expect(maria.get_by_test_id("typing-indicator")).to_have_text("")
 
     # Away from the room, what joao sends is counted unread in maria's room list.
+    wait_until_all_read(app_server, login(app_server, "maria"), vendas_id)
     maria.get_by_test_id("back-to-rooms").click()
     vendas = maria.get_by_test_id("room-item").filter(has_text=VENDAS)
     expect(vendas).to_be_visible()
@@ -196,10 +213,16 @@ def test_scrolling_to_the_top_loads_older_messages_and_keeps_the_view(new_page, 
 
 
 def test_a_dropped_server_shows_the_countdown_and_tentar_agora_reconnects(new_page, app_server):
-    """Last in the module: it kills the module's server (and starts it again)."""
+    """Last in the module: it kills the module's server (and starts it again).
+
+    The page's clock is paused before the drop, so the backoff timer never fires: only
+    "tentar agora" can bring the room back."""
     maria = new_page()
+    maria.clock.install()
+    maria.reload()
     log_in(maria, "maria")
     open_room(maria, VENDAS)
+    maria.clock.pause_at(int(time.time() * 1000) + 1000)
 
     app_server.kill()
     status = maria.get_by_test_id("room-status")
@@ -208,6 +231,7 @@ def test_a_dropped_server_shows_the_countdown_and_tentar_agora_reconnects(new_pa
     maria.get_by_test_id("retry-now").click()
 
     expect(status).to_have_text("conectado")
+    maria.clock.resume()
     text = unique("de volta")
     send(maria, text)
     expect(message(maria, text)).to_be_visible()
