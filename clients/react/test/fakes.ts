@@ -55,8 +55,8 @@ export class FakeConnection {
   edit = (id: number, text: string) => this.calls.push(['edit', id, text]);
   remove = (id: number) => this.calls.push(['remove', id]);
   retryNow = () => this.calls.push(['retryNow']);
-  loadOlder = async () => {
-    this.calls.push(['loadOlder']);
+  loadOlder = async (limit?: number) => {
+    this.calls.push(['loadOlder', limit]);
     return false;
   };
   close() {

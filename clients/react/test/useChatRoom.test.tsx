@@ -23,6 +23,18 @@ function Room({ roomId }: { roomId: string }) {
       <button onClick={() => room.send('oi')}>send</button>
       <button onClick={() => room.markRead(3)}>read</button>
       <button onClick={() => room.retryNow()}>retry</button>
+      <button
+        onClick={() => {
+          room.setTyping(true);
+          room.react(3, '👍');
+          room.unreact(3, '👍');
+          room.edit(3, 'novo');
+          room.remove(3);
+          void room.loadOlder(20);
+        }}
+      >
+        everything else
+      </button>
     </div>
   );
 }
@@ -111,5 +123,14 @@ describe('useChatRoom', () => {
     act(() => screen.getByText('retry').click());
     expect(connection.sent).toEqual(['oi']);
     expect(connection.calls).toEqual([['markRead', 3], ['retryNow']]);
+    act(() => screen.getByText('everything else').click());
+    expect(connection.calls.slice(2)).toEqual([
+      ['setTyping', true],
+      ['react', 3, '👍'],
+      ['unreact', 3, '👍'],
+      ['edit', 3, 'novo'],
+      ['remove', 3],
+      ['loadOlder', 20],
+    ]);
   });
 });
