@@ -57,20 +57,30 @@ def browser():
 
 @pytest.fixture
 def new_page(browser: Browser, app_server):
-    """A page in a fresh context (its own sessionStorage and sockets), closed after the test."""
-    contexts = []
+    """A page in a fresh context (its own sessionStorage and sockets), closed after the test.
+
+    The test fails on an uncaught exception or a Content-Security-Policy violation in any page
+    (a REST 404 that the app explains is no failure)."""
+    contexts, problems = [], []
+
+    def note_console(message) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            problems.append(message.text)
 
     def open_page(path: str = "/chat/") -> Page:
         context = browser.new_context()
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on("console", note_console)
         page.goto(f"{app_server.http_url}{path}")
         return page
 
     yield open_page
     for context in contexts:
         context.close()
+    assert problems == []
 
 
 def unique(text: str) -> str:
