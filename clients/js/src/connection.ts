@@ -383,7 +383,10 @@ export class ChatConnection {
       });
     }
     if (socket) {
-      socket.onmessage = socket.onclose = socket.onerror = null;
+      socket.onmessage = socket.onclose = null;
+      // Not null: `ws` emits 'error' when closed while connecting, and an 'error' without a
+      // listener throws an uncaught exception in Node (browsers only fire an event).
+      socket.onerror = () => {};
       try {
         socket.close(code ?? 1000);
       } catch {
