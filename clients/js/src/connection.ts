@@ -302,11 +302,8 @@ export class ChatConnection {
 
   /** Getting a ticket failed: transient (network, 5xx, 429) → retry; else a refusal → stop. */
   private attemptFailed(error: unknown): void {
-    const transient =
-      error instanceof ChatApiError &&
-      (error.status === 0 || error.status >= 500 || error.status === 429);
-    if (!transient) return this.stop(asChatError(error, true));
-    const retryAfterMs = ((error as ChatApiError).retryAfter ?? 0) * 1000;
+    if (!isTransient(error)) return this.stop(asChatError(error, true));
+    const retryAfterMs = (error.retryAfter ?? 0) * 1000;
     this.scheduleRetry(retryAfterMs);
   }
 
@@ -335,8 +332,11 @@ export class ChatConnection {
         },
         (refusal: unknown) => {
           if (generation !== this.generation) return;
-          if (refusal instanceof ChatApiError && refusal.status === 0) this.scheduleRetry();
-          else this.stop(asChatError(refusal, true));
+          if (!isTransient(refusal)) return this.stop(asChatError(refusal, true));
+          // Not refreshed: the next token_expired must refresh again, or every attempt would
+          // reuse the expired token until the user reloads.
+          this.refreshedSinceOpen = false;
+          this.scheduleRetry();
         },
       );
       return;
@@ -815,6 +815,14 @@ export class ChatConnection {
 
 function assertNever(frame: never): never {
   throw new Error(`unhandled frame type: ${(frame as { type?: string }).type}`);
+}
+
+/** Network errors, 5xx and 429: the server may answer later; other refusals are final. */
+function isTransient(error: unknown): error is ChatApiError {
+  return (
+    error instanceof ChatApiError &&
+    (error.status === 0 || error.status >= 500 || error.status === 429)
+  );
 }
 
 function asChatError(error: unknown, final: boolean): ChatError {

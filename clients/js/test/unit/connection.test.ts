@@ -4,6 +4,8 @@ import { fakeFetch, FakeSocket, stored } from '../fakes.js';
 
 let firstPage = [stored(1), stored(2)];
 let refreshes = 0;
+/** Refreshes that fail first: 'network' (fetch rejects) or an HTTP status. */
+let refreshFailures: ('network' | number)[] = [];
 
 function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
   const { fetch, calls } = fakeFetch(({ path }) => {
@@ -14,6 +16,9 @@ function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
     if (path === '/api/chat/rooms/r1/presence/')
       return { status: 200, body: { online: [{ id: 2, username: 'maria' }] } };
     if (path === '/api/auth/token/refresh/') {
+      const failure = refreshFailures.shift();
+      if (failure === 'network') throw new TypeError('fetch failed');
+      if (failure !== undefined) return { status: failure, body: { code: 'x', detail: 'down' } };
       refreshes++;
       return { status: 200, body: { access: `a${refreshes}` } };
     }
@@ -49,6 +54,7 @@ beforeEach(() => {
   FakeSocket.all = [];
   firstPage = [stored(1), stored(2)];
   refreshes = 0;
+  refreshFailures = [];
 });
 afterEach(() => vi.useRealTimers());
 
@@ -226,6 +232,33 @@ describe('closing', () => {
     second.establish();
     expect(connection.getSnapshot()).toMatchObject({ status: 'open', error: null });
   });
+
+  test.each(['network', 503] as const)(
+    'a refresh that fails (%s) is tried again on the next token_expired',
+    async (failure) => {
+      refreshFailures = [failure];
+      const { connection } = setup({ auth: 'token' });
+      const expired = {
+        type: 'error',
+        code: 'token_expired',
+        detail: 'expired',
+        closing: true,
+        close_code: 4401,
+      } as const;
+      const first = await opened(connection);
+      first.push(expired);
+      // the refresh failed: back off, then reconnect with the old token, expired again
+      const second = await nextSocket(1);
+      expect(second.url).toContain('?token=a0');
+      expect(connection.getSnapshot().status).not.toBe('closed');
+      second.push(expired);
+      const third = await nextSocket(2);
+      expect(refreshes).toBe(1);
+      expect(third.url).toContain('?token=a1');
+      third.establish();
+      expect(connection.getSnapshot().status).toBe('open');
+    },
+  );
 
   test.each([
     ['removed_from_room', 4403],
