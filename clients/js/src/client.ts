@@ -71,7 +71,11 @@ export class ChatClient {
     if (!access) throw this.endSession(notLoggedIn());
     let response = await this.call(method, path, body, access);
     if (response.status === 401 && errorCode(response.data) === 'token_expired') {
-      response = await this.call(method, path, body, await this.refreshAccessToken());
+      // Another caller may have refreshed while this request was on its way: use its token
+      // rather than spend the refresh token again.
+      const current = this.tokens.load()?.access;
+      const fresh = current && current !== access ? current : await this.refreshAccessToken();
+      response = await this.call(method, path, body, fresh);
     }
     if (response.status === 401) throw this.endSession(apiError(response));
     return this.answer<T>(response);
@@ -99,6 +103,9 @@ export class ChatClient {
       throw this.endSession(apiError(response));
     }
     const answer = this.answer<{ access: string; refresh?: string }>(response);
+    // A logout (or another login) while the refresh was on its way wins: saving now would
+    // bring back the session the user just ended.
+    if (this.tokens.load()?.refresh !== tokens.refresh) throw notLoggedIn();
     // The server may rotate refresh tokens (simplejwt's ROTATE_REFRESH_TOKENS): keep the new one.
     this.tokens.save({ access: answer.access, refresh: answer.refresh ?? tokens.refresh });
     return answer.access;

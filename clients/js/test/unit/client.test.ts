@@ -63,6 +63,45 @@ describe('request', () => {
     expect(onSessionEnded).toHaveBeenCalledTimes(1);
   });
 
+  test('a logout while a refresh is on its way is not undone by its answer', async () => {
+    let client: ChatClient | undefined;
+    const setup = clientWith(({ path, auth }) => {
+      if (auth === 'Bearer new') return { status: 200, body: { id: 1, username: 'admin' } };
+      if (path !== '/api/auth/token/refresh/') return expired;
+      client!.logout(); // the user logs out while the refresh is in flight
+      return { status: 200, body: { access: 'new', refresh: 'r2' } };
+    });
+    client = setup.client;
+    await expect(client.me()).rejects.toBeInstanceOf(ChatApiError);
+    expect(setup.tokens.load()).toBeNull();
+    expect(client.isLoggedIn()).toBe(false);
+  });
+
+  test('a 401 answered after another caller refreshed reuses the new token', async () => {
+    // Two requests leave with the old token; the second's 401 arrives after the first's refresh
+    // completed: refreshing again would spend a (rotated) refresh token for nothing.
+    let releaseSlow!: () => void;
+    const slowGate = new Promise<void>((resolve) => (releaseSlow = resolve));
+    const tokens = memoryTokenStore({ access: 'old', refresh: 'r1' });
+    const calls: string[] = [];
+    const fetch = (async (input: unknown, init: RequestInit = {}) => {
+      const path = new URL(String(input)).pathname;
+      const auth = (init.headers as Record<string, string>).Authorization ?? null;
+      calls.push(`${path} ${auth}`);
+      if (path === '/api/auth/token/refresh/')
+        return Response.json({ access: `new${calls.length}`, refresh: `r${calls.length}` });
+      if (path === '/api/auth/me/' && auth === 'Bearer old') await slowGate;
+      if (auth === 'Bearer old') return Response.json(expired.body, { status: 401 });
+      return Response.json({ id: 1, username: 'admin' });
+    }) as typeof globalThis.fetch;
+    const client = new ChatClient({ baseUrl: BASE, fetch, tokenStore: tokens });
+    const slow = client.me();
+    await client.rooms(); // 401, refresh, repeated
+    releaseSlow();
+    await slow;
+    expect(calls.filter((c) => c.startsWith('/api/auth/token/refresh/'))).toHaveLength(1);
+  });
+
   test('errors carry code, detail, fields and Retry-After', async () => {
     const { client } = clientWith(({ path }) =>
       path.includes('messages')
