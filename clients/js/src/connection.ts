@@ -7,6 +7,9 @@ import type {
   ErrorFrame,
   HistoryFrame,
   ChangesFrame,
+  MessageDeletedFrame,
+  MessageReactionsFrame,
+  MessageUpdatedFrame,
   Notification,
   PresenceFrame,
   ServerFrame,
@@ -21,7 +24,7 @@ import {
   mergeMessages,
   replaceLoaded,
 } from './timeline.js';
-import type { RoomInfo, WebSocketLike } from './types.js';
+import type { HistoryPage, RoomInfo, WebSocketLike } from './types.js';
 
 export type ConnectionStatus = 'connecting' | 'open' | 'reconnecting' | 'closed';
 
@@ -87,6 +90,7 @@ export interface ConnectionEvents {
 }
 
 type Listener<T> = (value: T) => void;
+type ChangeFrame = MessageUpdatedFrame | MessageDeletedFrame | MessageReactionsFrame;
 type SyncType = 'chat.sync' | 'chat.sync_changes';
 
 /** Resends of a message the server could not take now (rate_limited, not_persisted). */
@@ -141,6 +145,8 @@ export class ChatConnection {
   private liveMaxId = 0;
   private liveMaxChange = 0;
   private presenceLog: PresenceFrame[] | null = null;
+  private restLoads = 0;
+  private changesDuringRest: ChangeFrame[] = [];
 
   private readonly queuedActions: ClientFrame[] = [];
   private readonly resends = new Map<string, number>();
@@ -248,8 +254,7 @@ export class ChatConnection {
   async loadOlder(limit = 50): Promise<boolean> {
     const oldest = this.snapshot.messages[0]?.id;
     if (oldest === undefined) return false;
-    const page = await this.client.history(this.roomId, { before: oldest, limit });
-    this.addMessages(page.messages);
+    const page = await this.historyPage({ before: oldest, limit });
     this.setState({ hasOlder: page.hasMore });
     return page.hasMore;
   }
@@ -437,13 +442,12 @@ export class ChatConnection {
       case 'chat.changes':
         return this.onChangesPage(frame);
       case 'chat.message.updated':
-        this.setState({ messages: applyUpdated(this.snapshot.messages, frame) });
-        return this.liveChange(frame.change_seq);
       case 'chat.message.deleted':
-        this.setState({ messages: applyDeleted(this.snapshot.messages, frame) });
-        return this.liveChange(frame.change_seq);
       case 'chat.message.reactions':
-        this.setState({ messages: applyReactions(this.snapshot.messages, frame) });
+        this.applyChange(frame);
+        // A REST page on its way may hold an older copy of this message, read before this
+        // change committed: apply the change again once the page is merged.
+        if (this.restLoads > 0) this.changesDuringRest.push(frame);
         return this.liveChange(frame.change_seq);
       case 'error':
         return this.onError(frame);
@@ -516,14 +520,13 @@ export class ChatConnection {
   private async loadFirstPage(generation: number): Promise<void> {
     let page;
     try {
-      page = await this.client.history(this.roomId, { limit: this.options.initialLimit });
+      page = await this.historyPage({ limit: this.options.initialLimit });
     } catch (error) {
       if (generation !== this.generation) return;
       this.reportError(asChatError(error, false));
       this.detachSocket();
       return this.scheduleRetry();
     }
-    this.addMessages(page.messages);
     // The newest page is contiguous up to its last id; older ones come from loadOlder.
     this.syncedThrough = Math.max(this.syncedThrough, page.messages.at(-1)?.id ?? 0);
     this.initialized = true;
@@ -574,6 +577,30 @@ export class ChatConnection {
     if (this.recoveringMessages) this.liveMaxId = Math.max(this.liveMaxId, message.id);
     else this.syncedThrough = Math.max(this.syncedThrough, message.id);
     this.addMessages([message]);
+  }
+
+  private applyChange(frame: ChangeFrame): void {
+    const messages = this.snapshot.messages;
+    if (frame.type === 'chat.message.updated') {
+      this.setState({ messages: applyUpdated(messages, frame) });
+    } else if (frame.type === 'chat.message.deleted') {
+      this.setState({ messages: applyDeleted(messages, frame) });
+    } else {
+      this.setState({ messages: applyReactions(messages, frame) });
+    }
+  }
+
+  /** A REST history page, merged; live changes that overtook it are applied again after it. */
+  private async historyPage(opts: { before?: number; limit: number }): Promise<HistoryPage> {
+    this.restLoads++;
+    try {
+      const page = await this.client.history(this.roomId, opts);
+      this.addMessages(page.messages);
+      for (const frame of this.changesDuringRest) this.applyChange(frame);
+      return page;
+    } finally {
+      if (--this.restLoads === 0) this.changesDuringRest = [];
+    }
   }
 
   private liveChange(changeSeq: number): void {

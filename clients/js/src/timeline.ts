@@ -47,7 +47,9 @@ export function patchMessage(
 ): readonly ChatMessage[] {
   const index = findIndex(existing, id);
   const current = index >= 0 ? existing[index] : undefined;
-  if (!current || current.change_seq > changeSeq) return existing;
+  // The same change_seq is the same change, already applied (a repeated or replayed frame):
+  // answering `existing` keeps the snapshot, so React does not render again.
+  if (!current || current.change_seq >= changeSeq) return existing;
   const next = existing.slice();
   next[index] = patch(current);
   return next;

@@ -87,7 +87,8 @@ type Route = (request: {
   path: string;
   body: unknown;
   auth: string | null;
-}) => { status: number; body?: unknown; headers?: Record<string, string> } | undefined;
+}) => RouteAnswer | undefined | Promise<RouteAnswer | undefined>;
+type RouteAnswer = { status: number; body?: unknown; headers?: Record<string, string> };
 
 /** A fetch answering from `route`; every call is kept in `calls`. */
 export function fakeFetch(route: Route) {
@@ -103,7 +104,7 @@ export function fakeFetch(route: Route) {
     };
     calls.push(request);
     await Promise.resolve();
-    const answer = route(request) ?? {
+    const answer = (await route(request)) ?? {
       status: 404,
       body: { code: 'not_found', detail: 'no route' },
     };
@@ -113,4 +114,19 @@ export function fakeFetch(route: Route) {
     });
   };
   return { fetch: fetch as unknown as typeof globalThis.fetch, calls };
+}
+
+/** The chat.message.updated frame of a stored message (every field but reactions). */
+export function updated(
+  message: ChatMessage,
+): Extract<ServerFrame, { type: 'chat.message.updated' }> {
+  const { type: _type, reactions: _reactions, ...fields } = message;
+  return { ...fields, type: 'chat.message.updated' };
+}
+
+/** A promise and the function that settles it: a REST answer the test releases. */
+export function gate(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
 }

@@ -1,18 +1,23 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from 'vitest';
 import { ChatClient, memoryTokenStore, type ChatConnection } from '../../src/index.js';
-import { fakeFetch, FakeSocket, stored } from '../fakes.js';
+import { fakeFetch, FakeSocket, gate, stored, updated } from '../fakes.js';
 
 let firstPage = [stored(1), stored(2)];
+/** When set, history requests wait for it (a REST page still on its way). */
+let historyGate: Promise<void> | null = null;
 let refreshes = 0;
 /** Refreshes that fail first: 'network' (fetch rejects) or an HTTP status. */
 let refreshFailures: ('network' | number)[] = [];
 
 function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
-  const { fetch, calls } = fakeFetch(({ path }) => {
+  const { fetch, calls } = fakeFetch(async ({ path }) => {
     if (path === '/api/chat/ws-ticket/')
       return { status: 201, body: { ticket: 't', expires_in: 30 } };
-    if (path.startsWith('/api/chat/rooms/r1/messages/'))
-      return { status: 200, body: { results: firstPage, has_more: true } };
+    if (path.startsWith('/api/chat/rooms/r1/messages/')) {
+      const results = firstPage; // read when the server reads, not when it answers
+      if (historyGate) await historyGate;
+      return { status: 200, body: { results, has_more: true } };
+    }
     if (path === '/api/chat/rooms/r1/presence/')
       return { status: 200, body: { online: [{ id: 2, username: 'maria' }] } };
     if (path === '/api/auth/token/refresh/') {
@@ -53,6 +58,7 @@ async function opened(connection: ChatConnection, changeSeq = 0): Promise<FakeSo
 beforeEach(() => {
   FakeSocket.all = [];
   firstPage = [stored(1), stored(2)];
+  historyGate = null;
   refreshes = 0;
   refreshFailures = [];
 });
@@ -133,6 +139,58 @@ describe('recovery', () => {
     const third = await nextSocket(2);
     third.establish();
     expect(third.sentOf('chat.sync').map((f) => f.after)).toEqual([4]);
+  });
+
+  test('a live edit that overtakes the first REST page is not undone by its older copy', async () => {
+    const rest = gate();
+    historyGate = rest.opened;
+    const { connection } = setup();
+    const socket = await nextSocket(0);
+    socket.establish(5);
+    // the page was read before the edit committed; the edit's frame arrives first
+    socket.push(updated(stored(2, { message: 'edited', change_seq: 6 })));
+    rest.open();
+    await vi.waitFor(() => expect(connection.getSnapshot().messages).toHaveLength(2));
+    expect(connection.getSnapshot().messages[1]).toMatchObject({
+      message: 'edited',
+      change_seq: 6,
+    });
+  });
+
+  test('a live change that overtakes a loadOlder page is kept', async () => {
+    firstPage = [stored(10), stored(11)];
+    const { connection } = setup();
+    const socket = await opened(connection, 5);
+    const rest = gate();
+    historyGate = rest.opened;
+    firstPage = [stored(8), stored(9)];
+    const older = connection.loadOlder();
+    await new Promise((r) => setTimeout(r, 10));
+    socket.push({
+      type: 'chat.message.deleted',
+      room: 'r1',
+      id: 9,
+      deleted_at: 'x',
+      change_seq: 6,
+    });
+    rest.open();
+    await older;
+    expect(connection.getSnapshot().messages.map((m) => [m.id, m.deleted])).toEqual([
+      [8, false],
+      [9, true],
+      [10, false],
+      [11, false],
+    ]);
+  });
+
+  test('a repeated change frame leaves the snapshot as it was', async () => {
+    const { connection } = setup();
+    const socket = await opened(connection);
+    const frame = updated(stored(2, { message: 'edited', change_seq: 6 }));
+    socket.push(frame);
+    const before = connection.getSnapshot();
+    socket.push(frame);
+    expect(connection.getSnapshot()).toBe(before);
   });
 
   test('a rate-limited sync page is asked for again', async () => {
