@@ -34,15 +34,19 @@ export interface HistoryPage {
   hasMore: boolean;
 }
 
+/** An event handler checked as a method (bivariantly): the browser's and `ws`'s handlers take
+ * richer events (Event, MessageEvent, CloseEvent), which a plain function type would refuse. */
+type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'];
+
 /** What the client needs of a WebSocket: the browser's and the `ws` package's both fit. */
 export interface WebSocketLike {
   readonly readyState: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
-  onopen: ((event: unknown) => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason?: string }) => void) | null;
-  onerror: ((event: unknown) => void) | null;
+  onopen: Handler<unknown> | null;
+  onmessage: Handler<{ data: unknown }> | null;
+  onclose: Handler<{ code: number; reason?: string }> | null;
+  onerror: Handler<unknown> | null;
 }
 
 export type WebSocketConstructor = new (url: string) => WebSocketLike;

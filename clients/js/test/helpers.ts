@@ -1,16 +1,11 @@
 import WebSocket from 'ws';
-import {
-  ChatClient,
-  type ChatConnection,
-  type ConnectionSnapshot,
-  type WebSocketConstructor,
-} from '../src/index.js';
+import { ChatClient, type ChatConnection, type ConnectionSnapshot } from '../src/index.js';
 import { DEMO_PASSWORD } from './server.js';
 
 export async function loggedIn(baseUrl: string, username: string): Promise<ChatClient> {
   const client = new ChatClient({
     baseUrl,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    WebSocket,
   });
   await client.login(username, DEMO_PASSWORD);
   return client;

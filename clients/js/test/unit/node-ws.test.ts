@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, expect, test, vi } from 'vitest';
-import { ChatClient, memoryTokenStore, type WebSocketConstructor } from '../../src/index.js';
+import { ChatClient, memoryTokenStore } from '../../src/index.js';
 import { fakeFetch } from '../fakes.js';
 
 // The `ws` package, unlike browsers, emits 'error' when a socket is closed while still
@@ -27,7 +27,7 @@ test('close() while the ws socket is still connecting does not crash Node', asyn
   const client = new ChatClient({
     baseUrl: `http://127.0.0.1:${port}`,
     fetch,
-    WebSocket: WebSocket as unknown as WebSocketConstructor,
+    WebSocket: WebSocket,
     tokenStore: memoryTokenStore({ access: 'a', refresh: 'r' }),
   });
   const uncaught: unknown[] = [];
