@@ -700,7 +700,9 @@ export class ChatConnection {
     try {
       online = await this.client.presence(this.roomId);
     } catch {
-      return; // presence is best effort; frames keep it from here
+      // Presence is best effort; frames keep it from here. No answer will replay the log.
+      if (generation === this.generation) this.presenceLog = null;
+      return;
     }
     if (generation !== this.generation || !this.presenceLog) return;
     const later = this.presenceLog;

@@ -5,6 +5,7 @@ import { fakeFetch, FakeSocket, gate, stored, updated } from '../fakes.js';
 let firstPage = [stored(1), stored(2)];
 /** When set, history requests wait for it (a REST page still on its way). */
 let historyGate: Promise<void> | null = null;
+let presenceDown = false;
 let refreshes = 0;
 /** Refreshes that fail first: 'network' (fetch rejects) or an HTTP status. */
 let refreshFailures: ('network' | number)[] = [];
@@ -18,6 +19,8 @@ function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
       if (historyGate) await historyGate;
       return { status: 200, body: { results, has_more: true } };
     }
+    if (path === '/api/chat/rooms/r1/presence/' && presenceDown)
+      return { status: 503, body: { code: 'service_unavailable', detail: 'down' } };
     if (path === '/api/chat/rooms/r1/presence/')
       return { status: 200, body: { online: [{ id: 2, username: 'maria' }] } };
     if (path === '/api/auth/token/refresh/') {
@@ -59,6 +62,7 @@ beforeEach(() => {
   FakeSocket.all = [];
   firstPage = [stored(1), stored(2)];
   historyGate = null;
+  presenceDown = false;
   refreshes = 0;
   refreshFailures = [];
 });
@@ -422,6 +426,26 @@ describe('room state', () => {
     expect(snapshot.messages[1]).toMatchObject({ deleted: true, message: '' });
     expect(snapshot.room).toMatchObject({ name: 'Nova', read_only: true, seen_by: false });
     expect(snapshot.online.map((u) => u.id)).not.toContain(9);
+  });
+
+  test('presence frames are not kept for a presence request that failed', async () => {
+    presenceDown = true;
+    const { connection, calls } = setup();
+    const socket = await opened(connection);
+    await vi.waitFor(() => expect(calls.some((c) => c.path.endsWith('/presence/'))).toBe(true));
+    await new Promise((r) => setTimeout(r, 10));
+    const carla = { id: 9, username: 'carla' };
+    for (let i = 0; i < 100; i++) {
+      socket.push({
+        type: 'presence',
+        room: 'r1',
+        user: carla,
+        status: i % 2 ? 'offline' : 'online',
+      });
+    }
+    // the log replays frames that overtook the REST answer; with no answer coming it would
+    // grow for as long as the socket stays open
+    expect(connection['presenceLog']).toBeNull();
   });
 
   test('actions are frames with client_ids; read markers only move forward', async () => {
