@@ -61,7 +61,8 @@ export interface ConnectionSnapshot {
   readMarkers: Readonly<Record<number, number>>;
   error: ChatError | null;
   hasOlder: boolean;
-  /** Reconnect attempts since the last open socket. */
+  /** Reconnect attempts since the last open socket (backoff goes on from the attempts before
+   * it when that socket drops before its recovery completed). */
   attempt: number;
   /** When the next attempt starts (ms since the epoch), while one is waiting. */
   nextRetryAt: number | null;
@@ -129,6 +130,9 @@ export class ChatConnection {
   private established = false;
   private closedByUser = false;
   private refreshedSinceOpen = false;
+  /** Attempts before the open socket, kept until it has recovered: a server that accepts and
+   * drops at once (a crash on recovery) must not be retried every second forever. */
+  private attemptsBeforeStable = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private lastFrameAt = 0;
@@ -350,7 +354,7 @@ export class ChatConnection {
   }
 
   private scheduleRetry(minDelayMs = 0): void {
-    const attempt = this.snapshot.attempt + 1;
+    const attempt = Math.max(this.snapshot.attempt, this.attemptsBeforeStable) + 1;
     const delay = Math.max(this.options.reconnectDelay(attempt), minDelayMs);
     this.clearRetryTimer();
     this.setState({ status: 'reconnecting', attempt, nextRetryAt: Date.now() + delay });
@@ -486,6 +490,7 @@ export class ChatConnection {
   private onEstablished(frame: ConnectionEstablishedFrame): void {
     this.established = true;
     this.refreshedSinceOpen = false;
+    this.attemptsBeforeStable = Math.max(this.attemptsBeforeStable, this.snapshot.attempt);
     this.setState({
       status: 'open',
       attempt: 0,
@@ -556,6 +561,7 @@ export class ChatConnection {
 
   private finishMessageRecovery(): void {
     this.recoveringMessages = false;
+    this.attemptsBeforeStable = 0;
     // Live frames of this socket continue where the recovery ended: together, no gap.
     this.syncedThrough = Math.max(this.syncedThrough, this.liveMaxId);
   }

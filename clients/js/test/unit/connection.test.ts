@@ -362,6 +362,26 @@ describe('closing', () => {
     });
   });
 
+  test('a server that accepts and drops at once is backed off, not retried every second', async () => {
+    const attempts: number[] = [];
+    const { connection } = setup({ reconnectDelay: (n) => (attempts.push(n), 0) });
+    const first = await opened(connection);
+    first.drop(1011);
+    for (let i = 1; i <= 3; i++) {
+      const socket = await nextSocket(i);
+      socket.establish();
+      expect(connection.getSnapshot()).toMatchObject({ status: 'open', attempt: 0 });
+      socket.drop(1011); // e.g. recovery crashes the server: before the sync answered
+    }
+    expect(attempts).toEqual([1, 2, 3, 4]);
+    const stable = await nextSocket(4);
+    stable.establish();
+    stable.push({ type: 'chat.history', messages: [], has_more: false }); // recovered
+    stable.drop(1011);
+    expect(attempts).toEqual([1, 2, 3, 4, 1]);
+    connection.close(); // its retry timer would open a socket in the next test
+  });
+
   test('a silent socket (half-open) is given up and replaced', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'Date'] });
     const { connection } = setup({ pingIntervalMs: 1000 });
