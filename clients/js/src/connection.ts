@@ -135,7 +135,7 @@ export class ChatConnection {
   private attemptsBeforeStable = 0;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private pingTimer: ReturnType<typeof setInterval> | null = null;
-  private lastFrameAt = 0;
+  private heardSincePing = false;
   private readonly typingTimers = new Map<number, ReturnType<typeof setTimeout>>();
 
   // Recovery (docs/protocol.md, "Reconnecting without gaps or duplicates"): every message up
@@ -422,7 +422,7 @@ export class ChatConnection {
   // --- frames --------------------------------------------------------------------------------
 
   private receive(data: unknown): void {
-    this.lastFrameAt = Date.now();
+    this.heardSincePing = true;
     let frame: ServerFrame;
     try {
       frame = JSON.parse(String(data)) as ServerFrame;
@@ -812,13 +812,18 @@ export class ChatConnection {
     this.stopPing();
     const period = this.options.pingIntervalMs;
     if (period <= 0) return;
-    this.lastFrameAt = Date.now();
+    this.heardSincePing = true;
+    let unanswered = 0;
     this.pingTimer = setInterval(() => {
       // A half-open socket (a laptop's sleep, a dropped NAT entry) never closes by itself.
-      if (Date.now() - this.lastFrameAt > 2 * period) {
+      // Silence is counted in pings left unanswered, not in time since the last frame: a
+      // background tab's timers may run once a minute, long after a prompt pong.
+      unanswered = this.heardSincePing ? 0 : unanswered + 1;
+      if (unanswered >= 2) {
         this.detachSocket(4000);
         return this.scheduleRetry();
       }
+      this.heardSincePing = false;
       this.sendFrame({ type: 'ping' });
     }, period);
   }

@@ -395,6 +395,22 @@ describe('closing', () => {
     expect(FakeSocket.all).toHaveLength(2);
   });
 
+  test('a ping answered at once is no silence, however late a throttled timer runs', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval', 'Date'] });
+    const { connection } = setup({ pingIntervalMs: 1000 });
+    const socket = await opened(connection);
+    for (let i = 1; i <= 3; i++) {
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(socket.sentOf('ping')).toHaveLength(i);
+      socket.push({ type: 'pong' });
+      // a background tab: its timers run once a minute (Chrome's intensive throttling)
+      vi.setSystemTime(Date.now() + 60_000);
+    }
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(socket.closedWith).toBeNull();
+    expect(connection.getSnapshot().status).toBe('open');
+  });
+
   test('close() stops everything', async () => {
     const { connection } = setup();
     const socket = await opened(connection);
