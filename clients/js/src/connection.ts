@@ -212,12 +212,17 @@ export class ChatConnection {
     const message = this.snapshot.pending.find((p) => p.clientId === clientId);
     if (!message || message.state !== 'failed') return;
     this.resends.delete(clientId);
-    this.updatePending(clientId, { state: 'queued' });
-    this.transmit({ ...message, state: 'queued' });
+    const { error: _refusal, ...again } = message; // no longer refused: it is being sent again
+    const queued: PendingMessage = { ...again, state: 'queued' };
+    this.setState({
+      pending: this.snapshot.pending.map((p) => (p.clientId === clientId ? queued : p)),
+    });
+    this.transmit(queued);
   }
 
   /** Forgets a pending message (it may still have been stored if it was sent). */
   discard(clientId: string): void {
+    this.resends.delete(clientId);
     this.setState({ pending: this.snapshot.pending.filter((p) => p.clientId !== clientId) });
   }
 

@@ -271,6 +271,12 @@ describe('outbox', () => {
     });
     connection.retry(clientId);
     expect(socket.sentOf('chat.message')).toHaveLength(2);
+    // being sent again, it no longer shows the refusal it had
+    expect(connection.getSnapshot().pending[0]).toEqual({
+      clientId,
+      text: failed!.text,
+      state: 'sent',
+    });
     connection.discard(clientId);
     expect(connection.getSnapshot().pending).toEqual([]);
   });
