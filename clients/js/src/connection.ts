@@ -75,7 +75,8 @@ export interface ConnectionOptions {
   initialLimit?: number;
   /** Delay before reconnect attempt n (default: backoffDelay). */
   reconnectDelay?: (attempt: number) => number;
-  /** Ping period; a socket silent for two periods is taken as dead. 0: no pings. */
+  /** Ping period; a socket that answers two pings in a row with nothing is taken as dead.
+   * 0: no pings. */
   pingIntervalMs?: number;
   /** A typing user without news for this long is no longer shown typing. */
   typingTimeoutMs?: number;
