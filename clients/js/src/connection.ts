@@ -99,6 +99,7 @@ type SyncType = 'chat.sync' | 'chat.sync_changes';
 const MAX_TRANSIENT_RESENDS = 3;
 const TRANSIENT_CODES = new Set(['rate_limited', 'not_persisted']);
 const TYPING_REPEAT_MS = 2_000;
+const READ_INTERVAL_MS = 1_000;
 const OPEN = 1;
 
 /** One room's live view: a socket that reconnects, recovers what it missed and keeps an
@@ -159,6 +160,8 @@ export class ChatConnection {
   private readonly lastSync = new Map<SyncType, { clientId: string; after: number }>();
   private pendingRead: number | null = null;
   private lastReadSent = 0;
+  private lastReadAt = 0;
+  private readTimer: ReturnType<typeof setTimeout> | null = null;
   private typingSent = false;
   private lastTypingSentAt = 0;
   private idCounter = 0;
@@ -390,6 +393,8 @@ export class ChatConnection {
     this.stopPing();
     this.clearTyping();
     this.typingSent = false;
+    if (this.readTimer) clearTimeout(this.readTimer); // the next open flushes the marker
+    this.readTimer = null;
     if (this.snapshot.pending.some((p) => p.state === 'sent')) {
       this.setState({
         pending: this.snapshot.pending.map((p) =>
@@ -795,9 +800,20 @@ export class ChatConnection {
 
   private flushRead(): void {
     const id = this.pendingRead;
-    if (id === null || id <= this.lastReadSent) return;
+    if (id === null || id <= this.lastReadSent || !this.isOpen()) return;
+    // One read a second at most (the server stores one a second anyway): a fast scroll marking
+    // every message would pass the read budget, and 20 rate_limited in a row close with 4429.
+    const wait = this.lastReadAt + READ_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this.readTimer ??= setTimeout(() => {
+        this.readTimer = null;
+        this.flushRead();
+      }, wait);
+      return;
+    }
     if (this.sendFrame({ type: 'read', message_id: id })) {
       this.lastReadSent = id;
+      this.lastReadAt = Date.now();
       this.pendingRead = null;
     }
   }

@@ -516,6 +516,19 @@ describe('room state', () => {
     expect(socket.sentOf('chat.edit')[0]).toMatchObject({ message_id: 1, message: 'novo' });
   });
 
+  test('read markers of a fast scroll are coalesced, not sent past the read budget', async () => {
+    // 10/s after a burst of 30 on the server; 20 rate_limited in a row close the socket (4429)
+    vi.useFakeTimers({ toFake: ['setTimeout', 'Date'] });
+    const { connection } = setup();
+    const socket = await opened(connection);
+    for (let id = 1; id <= 200; id++) connection.markRead(id);
+    expect(socket.sentOf('read').map((f) => f.message_id)).toEqual([1]);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(socket.sentOf('read').map((f) => f.message_id)).toEqual([1, 200]);
+    await vi.advanceTimersByTimeAsync(5_000);
+    expect(socket.sentOf('read')).toHaveLength(2);
+  });
+
   test('loadOlder pages back from the oldest loaded message', async () => {
     const { connection, calls } = setup();
     await opened(connection);
