@@ -103,9 +103,13 @@ export class ChatClient {
       throw this.endSession(apiError(response));
     }
     const answer = this.answer<{ access: string; refresh?: string }>(response);
-    // A logout (or another login) while the refresh was on its way wins: saving now would
-    // bring back the session the user just ended.
-    if (this.tokens.load()?.refresh !== tokens.refresh) throw notLoggedIn();
+    // A logout (or a new login) while the refresh was on its way wins: saving now would bring
+    // back the session the user just ended (or replace the new one).
+    const now = this.tokens.load();
+    if (now?.refresh !== tokens.refresh) {
+      if (now) return now.access;
+      throw notLoggedIn();
+    }
     // The server may rotate refresh tokens (simplejwt's ROTATE_REFRESH_TOKENS): keep the new one.
     this.tokens.save({ access: answer.access, refresh: answer.refresh ?? tokens.refresh });
     return answer.access;
