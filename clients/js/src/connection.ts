@@ -100,6 +100,11 @@ const MAX_TRANSIENT_RESENDS = 3;
 const TRANSIENT_CODES = new Set(['rate_limited', 'not_persisted']);
 const TYPING_REPEAT_MS = 2_000;
 const READ_INTERVAL_MS = 1_000;
+/** Frames of the message budget (messages, edits, deletes, reactions) the outbox sends at once
+ * after a reconnect, then each second: the server allows 10/s after a burst of 30, and 20
+ * rate_limited in a row close the socket for good (4429). */
+const OUTBOX_BURST = 20;
+const OUTBOX_PER_SECOND = 8;
 const OPEN = 1;
 
 /** One room's live view: a socket that reconnects, recovers what it missed and keeps an
@@ -162,6 +167,8 @@ export class ChatConnection {
   private lastReadSent = 0;
   private lastReadAt = 0;
   private readTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Set while a long outbox drains: new frames wait behind it, in order. */
+  private outboxTimer: ReturnType<typeof setTimeout> | null = null;
   private typingSent = false;
   private lastTypingSentAt = 0;
   private idCounter = 0;
@@ -207,7 +214,7 @@ export class ChatConnection {
     if (opts.replyTo !== undefined) message.replyTo = opts.replyTo;
     if (opts.attachments?.length) message.attachments = [...opts.attachments];
     this.setState({ pending: [...this.snapshot.pending, message] });
-    this.transmit(message);
+    if (!this.outboxTimer) this.transmit(message);
     return message.clientId;
   }
 
@@ -221,7 +228,7 @@ export class ChatConnection {
     this.setState({
       pending: this.snapshot.pending.map((p) => (p.clientId === clientId ? queued : p)),
     });
-    this.transmit(queued);
+    if (!this.outboxTimer) this.transmit(queued);
   }
 
   /** Forgets a pending message (it may still have been stored if it was sent). */
@@ -395,6 +402,8 @@ export class ChatConnection {
     this.typingSent = false;
     if (this.readTimer) clearTimeout(this.readTimer); // the next open flushes the marker
     this.readTimer = null;
+    if (this.outboxTimer) clearTimeout(this.outboxTimer); // and what the outbox still holds
+    this.outboxTimer = null;
     if (this.snapshot.pending.some((p) => p.state === 'sent')) {
       this.setState({
         pending: this.snapshot.pending.map((p) =>
@@ -785,17 +794,31 @@ export class ChatConnection {
     if (this.sendFrame(frame)) this.updatePending(message.clientId, { state: 'sent' });
   }
 
-  private flushOutbox(): void {
+  private flushOutbox(limit = OUTBOX_BURST): void {
+    let left = limit;
     for (const message of this.snapshot.pending) {
-      if (message.state !== 'failed') this.transmit(message);
+      if (message.state !== 'queued') continue;
+      if (left-- === 0) return this.paceOutbox();
+      this.transmit(message);
     }
-    while (this.queuedActions.length && this.isOpen()) this.sendFrame(this.queuedActions.shift()!);
+    while (this.queuedActions.length && this.isOpen()) {
+      if (left-- === 0) return this.paceOutbox();
+      this.sendFrame(this.queuedActions.shift()!);
+    }
     this.flushRead();
+  }
+
+  private paceOutbox(): void {
+    this.flushRead();
+    this.outboxTimer ??= setTimeout(() => {
+      this.outboxTimer = null;
+      if (this.isOpen()) this.flushOutbox(OUTBOX_PER_SECOND);
+    }, 1_000);
   }
 
   private act(frame: ClientFrame): void {
     frame.client_id = this.newClientId();
-    if (!this.sendFrame(frame)) this.queuedActions.push(frame);
+    if (this.outboxTimer || !this.sendFrame(frame)) this.queuedActions.push(frame);
   }
 
   private flushRead(): void {

@@ -253,6 +253,24 @@ describe('outbox', () => {
     expect(connection.getSnapshot().messages.map((m) => m.id)).toEqual([1, 2, 3]);
   });
 
+  test('a long outbox is sent within the message budget after a reconnect, in order', async () => {
+    // 10/s after a burst of 30 on the server; 20 rate_limited in a row close the socket (4429)
+    vi.useFakeTimers({ toFake: ['setTimeout', 'Date'] });
+    const { connection } = setup();
+    const ids = Array.from({ length: 60 }, (_, i) => connection.send(`m${i}`));
+    connection.react(1, '👍');
+    const socket = await opened(connection);
+    const budgeted = () =>
+      socket.sent.filter((f) => f.type !== 'read' && !f.type?.includes('sync'));
+    expect(budgeted()).toHaveLength(20);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(budgeted()).toHaveLength(28);
+    const late = connection.send('typed while the outbox drains');
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(socket.sentOf('chat.message').map((f) => f.client_id)).toEqual([...ids, late]);
+    expect(socket.sentOf('reaction.add')).toHaveLength(1);
+  });
+
   test('an error frame with the client_id marks the message failed; retry sends it again', async () => {
     const { connection } = setup();
     const socket = await opened(connection);
