@@ -27,6 +27,14 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VyX2lkIjoiMiJ9.c2lnbmF0dXJl"
         ),
         (f"/x?ACCESS_TOKEN={JWT}", "/x?ACCESS_TOKEN=[redacted]"),
         ('"WebSocket /ws/?token=abc" [accepted]', '"WebSocket /ws/?token=[redacted]" [accepted]'),
+        # parse_qs decodes names: `%74oken` authenticates as `token`
+        (f"/x?%74oken={JWT}", "/x?%74oken=[redacted]"),
+        (f"/x?tok%65n={JWT}&a=1", "/x?tok%65n=[redacted]&a=1"),
+        (f"/x?next=%2Fws%3Fticket%3D{JWT}", "/x?next=%2Fws%3Fticket%3D[redacted]"),
+        (f"/x?token=a&token={JWT}", "/x?token=[redacted]&token=[redacted]"),
+        (f"/x#access_token={JWT}", "/x#access_token=[redacted]"),
+        (f"path=/ws/?token={JWT}", "path=/ws/?token=[redacted]"),
+        (f"Authorization: Bearer {JWT}", "Authorization: Bearer [redacted]"),
         ("/x?username=maria&room=1", "/x?username=maria&room=1"),  # not credentials
         ("close=4401 user=maria", "close=4401 user=maria"),
     ],
@@ -83,3 +91,41 @@ def test_chat_log_format_json_makes_every_line_json():
     lines = [json.loads(line) for line in done.stderr.splitlines()]
     assert lines[-1]["message"] == "socket ?token=[redacted]" and lines[-1]["code"] == 4401
     assert JWT not in done.stderr
+
+
+def test_a_json_line_redacts_the_extras_djangos_request_included(rf):
+    from django.utils.log import log_response
+
+    request = rf.get(f"/api/chat/rooms/?token={JWT}")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    django_request = logging.getLogger("django.request")
+    django_request.addHandler(handler)
+    try:
+        response = type("Response", (), {"status_code": 404})()
+        log_response("Not Found: %s", request.path, response=response, request=request)
+    finally:
+        django_request.removeHandler(handler)
+    (record,) = records
+    record.nested = {"url": f"/ws/?ticket={JWT}"}
+    line = JsonFormatter().format(record)
+    assert JWT not in line, line
+    entry = json.loads(line)
+    assert entry["status_code"] == 404 and "token=[redacted]" in entry["request"]
+    assert entry["nested"] == {"url": "/ws/?ticket=[redacted]"}
+
+
+def _record_with_traceback() -> logging.LogRecord:
+    try:
+        raise ValueError(f"could not open /ws/?token={JWT}")
+    except ValueError:
+        return logging.LogRecord("chat", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+
+
+def test_tracebacks_are_redacted_in_json_and_plain_lines():
+    assert JWT not in JsonFormatter().format(_record_with_traceback())
+    record = _record_with_traceback()
+    assert RedactSecrets().filter(record)
+    plain = logging.Formatter("%(levelname)s %(message)s").format(record)
+    assert "ValueError: could not open /ws/?token=[redacted]" in plain and JWT not in plain

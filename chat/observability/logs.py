@@ -12,21 +12,57 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from urllib.parse import unquote_plus
 
 REDACTED = "[redacted]"
 # Query parameters (and `key=value` text) whose value is a credential: token, ticket,
 # access / refresh (simplejwt's names), api_key / apikey / api-key, password, secret.
-_SECRET_VALUE = re.compile(
-    r"(?i)((?:^|[?&;\s\"'])(?:[\w.-]*[_-])?"
-    r"(?:token|ticket|access|refresh|api[_-]?key|password|secret)=)([^&;\s\"']+)"
+_SECRET_NAME = re.compile(
+    r"(?i)(?:[\w.-]*[_-])?(?:token|ticket|access|refresh|api[_-]?key|password|secret)"
 )
+# A `name=value` after a separator. Separators and `=` may be percent-encoded (%3F ? %26 &
+# %20 space %23 #, %3D =): a URL inside another's value (`?next=/ws%3Ftoken%3D<JWT>`); the
+# name too, as parse_qs decodes it (`?%74oken=<JWT>` authenticates like `?token=`).
+_PARAM = re.compile(
+    r"(?i)(^|[?&;#\s\"']|%3F|%26|%20|%23)"
+    r"((?:[\w.+-]|%(?!3F|26|20|23|3D)[0-9A-F]{2})+)(=|%3D)([^&;#\s\"']*)"
+)
+# An Authorization header's credentials, should a header's text reach a message.
+_AUTHORIZATION = re.compile(r"(?i)\b(bearer|api-key)(\s+)[^\s\"',;]+")
 
 
 def redact(text: str) -> str:
     """`text` with every credential-like query value replaced by [redacted]."""
-    if "=" not in text:
-        return text  # the common case: nothing to look at
-    return _SECRET_VALUE.sub(lambda match: match.group(1) + REDACTED, text)
+    if "=" in text or "%3" in text:  # `=` or %3D, else nothing to look at
+        text = _PARAM.sub(_redacted_param, text)
+    if "earer" in text or "pi-" in text.lower():
+        text = _AUTHORIZATION.sub(lambda match: match.group(1) + match.group(2) + REDACTED, text)
+    return text
+
+
+def _redacted_param(match: re.Match) -> str:
+    separator, name, equals, value = match.groups()
+    if _SECRET_NAME.fullmatch(unquote_plus(name)):
+        return f"{separator}{name}{equals}{REDACTED}"
+    if "=" in value or "%3" in value:
+        # Not a credential, but its value may hold a URL with one: `path=/ws/?token=<JWT>`,
+        # `next=/ws%3Fticket%3D<ticket>`.
+        value = _PARAM.sub(_redacted_param, value)
+    return f"{separator}{name}{equals}{value}"
+
+
+def _redacted_value(value):
+    """An extra's value for a JSON line: JSON's own types kept (strings redacted), anything
+    else as its redacted text (Django's `request` extra prints the query string)."""
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_redacted_value(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _redacted_value(item) for key, item in value.items()}
+    return redact(str(value))
 
 
 def _redacted_arg(value):
@@ -52,7 +88,18 @@ class RedactSecrets(logging.Filter):
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # A traceback can quote a URL (an exception's message); formatters print
+            # exc_text when set, so this is what they write.
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
         return True
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 # What every LogRecord has; anything else was passed as `extra=` and goes in the JSON too.
@@ -75,9 +122,13 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRIBUTES and key not in entry:
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+                entry[key] = _redacted_value(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = redact(record.exc_text)
+        if record.stack_info:
+            entry["stack"] = redact(record.stack_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
