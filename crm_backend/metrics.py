@@ -47,13 +47,12 @@ def metrics_refusal(request):
     from django.conf import settings
     from django.http import JsonResponse
 
-    from accounts.client_address import request_client_address
     from chat.api.errors import error_body
 
     token = settings.CHAT_METRICS_TOKEN
     if token and _bearer_matches(request.headers.get("Authorization", ""), token):
         return None
-    if _address_allowed(request_client_address(request), settings.CHAT_METRICS_ALLOWED_NETWORKS):
+    if _address_allowed(_scraper_address(request), settings.CHAT_METRICS_ALLOWED_NETWORKS):
         return None
     if token:
         response = JsonResponse(
@@ -72,7 +71,37 @@ def _bearer_matches(header: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given, token.encode())
 
 
-def _address_allowed(address: str, networks: tuple) -> bool:
+# Headers a reverse proxy adds: a request with one came through a proxy.
+PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def _scraper_address(request) -> str | None:
+    """The address the allowed networks are checked against; None for a proxied request
+    whose client no trusted proxy named.
+
+    A proxy on the same host (nginx on 127.0.0.1) makes every Internet request come from
+    loopback, an allowed network by default: with CHAT_TRUSTED_PROXIES unset, the request's
+    X-Forwarded-For is ignored and the peer is that loopback proxy. So a request carrying a
+    proxy's header counts only as the client a trusted proxy named, never as a proxy itself
+    (a header passed through unchanged: `X-Forwarded-For: 127.0.0.1`). A scraper talks to
+    the server directly, without such headers, or sends the token.
+    """
+    from django.conf import settings
+
+    from accounts.client_address import client_address, request_client_address
+
+    address = request_client_address(request)
+    if not any(request.META.get(header) for header in PROXY_HEADERS):
+        return address
+    peer = client_address(request.META.get("REMOTE_ADDR"), None, ())
+    if address == peer or _address_allowed(address, settings.CHAT_TRUSTED_PROXIES):
+        return None
+    return address
+
+
+def _address_allowed(address: str | None, networks: tuple) -> bool:
+    if address is None:
+        return False
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

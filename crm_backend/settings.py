@@ -391,7 +391,8 @@ DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="admin123")
 
 # Operator metrics (/metrics, chat/observability/metrics.py): served to a request that carries
 # `Authorization: Bearer <CHAT_METRICS_TOKEN>` (when set) or comes from one of
-# CHAT_METRICS_ALLOWED_NETWORKS (the direct peer: a proxy in front must not be listed).
+# CHAT_METRICS_ALLOWED_NETWORKS (the client address; a proxied request only as the client a
+# trusted proxy named: crm_backend.metrics._scraper_address).
 CHAT_METRICS_TOKEN = env.str("CHAT_METRICS_TOKEN", default="")
 CHAT_METRICS_ALLOWED_NETWORKS = metrics_networks(
     env.list("CHAT_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])

@@ -125,6 +125,22 @@ def test_metrics_are_refused_outside_the_allowed_networks(settings):
     assert Client(REMOTE_ADDR="10.1.2.3").get("/metrics").status_code == 200
 
 
+def test_a_request_through_a_proxy_on_loopback_is_not_loopback(settings):
+    """nginx on the same host: every Internet request's peer is 127.0.0.1, an allowed network."""
+    from accounts.client_address import trusted_proxies
+
+    settings.CHAT_METRICS_ALLOWED_NETWORKS = metrics_networks(["127.0.0.1/32", "10.0.0.0/8"])
+    settings.CHAT_TRUSTED_PROXIES = ()  # the proxy not declared: its header is not believed
+    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    assert Client().get("/metrics", HTTP_X_REAL_IP="203.0.113.9").status_code == 403
+    assert Client().get("/metrics").status_code == 200  # a scraper on the host itself
+    settings.CHAT_TRUSTED_PROXIES = trusted_proxies(["127.0.0.1"])
+    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 200
+    # A client's own header passed through unchanged names the proxy: not believed.
+    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 403
+
+
 def test_metrics_with_a_token_need_it_outside_the_allowed_networks(settings):
     settings.CHAT_METRICS_ALLOWED_NETWORKS = metrics_networks([])
     settings.CHAT_METRICS_TOKEN = "s3cret-scraper-token"
