@@ -114,6 +114,22 @@ async def test_metrics_move_with_a_message_sent_through_real_sockets(room, alice
     )
 
 
+async def test_a_socket_whose_clean_up_fails_is_no_longer_counted_open(room, alice, monkeypatch):
+    from chat.realtime.consumers.room import ChatConsumer
+
+    async def presence_down(self, *, online):
+        if not online:
+            raise ConnectionError("channel layer gone")
+
+    monkeypatch.setattr(ChatConsumer, "announce_presence", presence_down)
+    community = {"room_type": "community"}
+    before = value(await scrape(), "chat_open_sockets", **community)
+    socket = await joined(room_path(room), token=factories.access_token(alice))
+    assert value(await scrape(), "chat_open_sockets", **community) == before + 1
+    await socket.disconnect()
+    assert value(await scrape(), "chat_open_sockets", **community) == before
+
+
 def test_metrics_are_refused_outside_the_allowed_networks(settings):
     settings.CHAT_METRICS_ALLOWED_NETWORKS = metrics_networks(["10.0.0.0/8"])
     response = Client().get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3")  # no trusted proxy

@@ -88,6 +88,11 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
         database only through database_sync_to_async, which does the same clean-up around
         each call, in the thread that uses the connection.
         """
+        if message["type"] == "websocket.disconnect":
+            # Before any handler: ChatConsumer's clean-up (presence, a pending read) may fail
+            # or outlast daphne's application_close_timeout and be cancelled; the socket is
+            # gone either way, and the open-sockets gauge must not keep it.
+            liveness.socket_closed(self)
         try:
             handler = getattr(self, get_handler_name(message), None)
             if handler is None:
