@@ -3,6 +3,7 @@ the admin's live page, and the multi-process mode."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 
 import pytest
 from django.test import AsyncClient, Client
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from crm_backend.metrics import metrics_networks
@@ -312,3 +314,60 @@ def test_buffered_bytes_are_sampled_over_the_open_sockets(monkeypatch):
     liveness.sample_send_buffers()
     assert sample("chat_socket_buffered_bytes") == 2600
     assert sample("chat_socket_buffered_bytes_max") == 2500
+
+
+class QueuedLayer:
+    """A channel layer with a backlog past CHANNEL_LAYER_CAPACITY, its events ready at once."""
+
+    def __init__(self, events: int) -> None:
+        self.events = [{"type": "chat.broadcast", "frame": "{}"}] * events
+        self.ready = asyncio.Event()
+        self.receive_buffer = {"room.1": self}
+
+    def qsize(self) -> int:
+        from django.conf import settings
+
+        return settings.CHANNEL_LAYER_CAPACITY + 1
+
+    async def new_channel(self) -> str:
+        return "room.1"
+
+    async def group_add(self, group, channel) -> None:
+        pass
+
+    async def group_discard(self, group, channel) -> None:
+        pass
+
+    async def receive(self, channel):
+        await self.ready.wait()
+        if self.events:
+            return self.events.pop()
+        await asyncio.Event().wait()  # nothing more: wait to be cancelled
+
+
+class ClosedForBacklog:
+    channel_name = "socket.1"
+    closing = False
+    overflows = 0
+
+    async def layer_overflow(self, event) -> None:
+        self.overflows += 1
+
+
+async def test_a_room_that_fell_behind_is_closed_and_counted_once():
+    from chat.observability import metrics
+    from chat.realtime.fanout import RoomHub
+
+    def closes() -> float:
+        labels = {"reason": metrics.ROOM_BACKLOG}
+        return REGISTRY.get_sample_value("chat_slow_socket_closes_total", labels) or 0.0
+
+    before = closes()
+    layer, socket = QueuedLayer(events=3), ClosedForBacklog()
+    hub = RoomHub(layer)
+    await hub.join("room", socket)
+    layer.ready.set()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert closes() - before == 1
+    assert socket.overflows == 1

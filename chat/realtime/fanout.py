@@ -159,6 +159,9 @@ class RoomHub:
             if room.closing:
                 continue  # being closed: the events go nowhere, the reader waits to be cancelled
             if event is OVERFLOW_EVENT or self._backlog(room) > settings.CHANNEL_LAYER_CAPACITY:
+                # Closing from now: events already queued come without suspending this loop,
+                # before the task below runs; each must not close (and count) the room again.
+                room.closing = True
                 metrics.slow_socket_closes.labels(metrics.ROOM_BACKLOG).inc(len(room.sockets))
                 # In its own task: it cancels this reader, which releases the channel.
                 asyncio.get_running_loop().create_task(
