@@ -214,12 +214,14 @@ metrics.messages_stored.inc(int(sys.argv[1]))
 metrics.socket_opened("group")
 if sys.argv[2] == "stay":
     print(metrics.exposition()[0].decode())
+if sys.argv[2] == "killed":
+    os._exit(0)  # as SIGKILL or the OOM killer: no atexit
 """
 
 
 def test_multiprocess_mode_adds_up_every_process(tmp_path):
     """With PROMETHEUS_MULTIPROC_DIR, /metrics sums the processes' files; the gauge of an
-    exited process stops counting (livesum), its counters stay."""
+    exited or killed process stops counting (livesum), its counters stay."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
 
     def run(*args: str) -> str:
@@ -235,8 +237,9 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path):
         return done.stdout
 
     run("2", "exit")
+    run("4", "killed")
     scraped = samples(run("3", "stay"))
-    assert value(scraped, "chat_messages_stored_total") == 5
+    assert value(scraped, "chat_messages_stored_total") == 9
     assert value(scraped, "chat_open_sockets", room_type="group") == 1  # the live one only
 
 

@@ -8,12 +8,14 @@ local int and calls `fanout_written` once per event (docs/performance.md, "Metri
 
 With PROMETHEUS_MULTIPROC_DIR set (several server processes behind one address), prometheus_client
 keeps every value in a file of that directory, and `exposition` sums the processes' files:
-the gauges are then "livesum" (or "livemax"), so a process that exits stops counting.
+the gauges are then "livesum" (or "livemax"), so a process that exits (or is killed: checked
+at each scrape) stops counting.
 """
 
 from __future__ import annotations
 
 import atexit
+import glob
 import os
 import time
 
@@ -130,6 +132,7 @@ def registry() -> CollectorRegistry:
         return REGISTRY
     from prometheus_client import multiprocess
 
+    _forget_dead_processes()
     collected = CollectorRegistry()
     multiprocess.MultiProcessCollector(collected, path=MULTIPROCESS_DIR)
     return collected
@@ -149,6 +152,28 @@ def _forget_this_process() -> None:
 
 if MULTIPROCESS_DIR is not None:
     atexit.register(_forget_this_process)
+
+
+def _forget_dead_processes() -> None:
+    """atexit never runs in a worker that was killed (SIGKILL, the OOM killer, a crash): its
+    live gauges would count its sockets forever. At each scrape, a live-gauge file whose
+    process is gone is removed (the processes share one host, so one PID space)."""
+    from prometheus_client import multiprocess
+
+    for path in glob.glob(os.path.join(MULTIPROCESS_DIR, "gauge_live*_*.db")):
+        pid = os.path.basename(path)[: -len(".db")].rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), MULTIPROCESS_DIR)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def snapshot() -> dict[str, list]:
