@@ -374,3 +374,20 @@ async def test_a_room_that_fell_behind_is_closed_and_counted_once():
         await asyncio.sleep(0)
     assert closes() - before == 1
     assert socket.overflows == 1
+
+
+def test_a_message_rolled_back_is_not_counted_stored(room, alice):
+    from django.db import transaction
+
+    from chat.domain import services
+
+    def stored() -> float:
+        return REGISTRY.get_sample_value("chat_messages_stored_total") or 0.0
+
+    before = stored()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.message_create(room=room, author=alice, text="never committed")
+        raise RuntimeError("the caller's transaction fails")
+    assert stored() == before
+    services.message_create(room=room, author=alice, text="committed")
+    assert stored() == before + 1

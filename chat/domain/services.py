@@ -134,7 +134,8 @@ def message_create(
 
 
 def _created(message: Message, root: Message | None = None) -> MessageCreateResult:
-    metrics.messages_stored.inc()
+    # Once committed: a transaction rolled back later (an attachment, a caller's) stored nothing.
+    transaction.on_commit(metrics.messages_stored.inc)
     announcement = events.announce_on_commit(events.MessageCreated(message.room_id, message))
     if root is not None:
         events.announce_on_commit(events.ThreadUpdated(root.room_id, root))
