@@ -129,3 +129,28 @@ def test_tracebacks_are_redacted_in_json_and_plain_lines():
     assert RedactSecrets().filter(record)
     plain = logging.Formatter("%(levelname)s %(message)s").format(record)
     assert "ValueError: could not open /ws/?token=[redacted]" in plain and JWT not in plain
+
+
+@pytest.mark.parametrize("why", ["another daphne", "switched off"])
+def test_daphnes_own_access_log_is_redacted_too(why, monkeypatch, settings):
+    """The access_log adapter not installed (another daphne version, CHAT_ADAPTERS_OFF):
+    daphne's own writer prints the line, still without the credential."""
+    import io
+
+    from daphne.access import AccessLogGenerator
+
+    from chat import adapters
+    from chat.adapters import access_log
+
+    monkeypatch.setattr(AccessLogGenerator, "write_entry", access_log._daphne_write_entry)
+    monkeypatch.setattr(AccessLogGenerator, "__init__", AccessLogGenerator.__init__)  # restored
+    monkeypatch.setattr(adapters, "_enabled", set())
+    if why == "another daphne":  # every adapter mismatched: none of the others is re-installed
+        monkeypatch.setattr(adapters, "version_mismatches", lambda name: ["daphne 9, not 4.2.3"])
+    else:
+        settings.CHAT_ADAPTERS_OFF = list(adapters.WRITTEN_FOR)
+    adapters.install()
+    stream = io.StringIO()
+    details = {"client": "203.0.113.9:5000", "method": "GET", "status": 200, "size": 2}
+    AccessLogGenerator(stream)("http", "complete", {**details, "path": f"/healthz?token={JWT}"})
+    assert "GET /healthz?token=[redacted]" in stream.getvalue() and JWT not in stream.getvalue()

@@ -67,6 +67,8 @@ def install() -> set[str]:
         )
     for name in WRITTEN_FOR:
         mismatches = version_mismatches(name)
+        if name == "access_log" and (name in switched_off or mismatches):
+            access_log.redact_access_log_stream()  # daphne's own lines, never a credential
         if name in switched_off:
             logger.info("adapter %s switched off (CHAT_ADAPTERS_OFF)", name)
         elif mismatches:

@@ -6,6 +6,10 @@ HTTP lines carry the request's query string (`GET /x?token=<JWT>`): every line's
 passes chat.observability.logs.redact before it is written, to the same stream. Written for
 daphne 4.2.3 (`write_entry(host, date, request, status, length, ...)`); the wiring installs it
 before daphne builds its writer (daphne imports the application first).
+
+On another daphne (or with CHAT_ADAPTERS_OFF=access_log) daphne's own writer is used, but
+still redacted: redact_access_log_stream wraps the stream it is given (its one constructor
+argument since daphne 1), so a credential never depends on a version match (no JSON then).
 """
 
 from __future__ import annotations
@@ -48,3 +52,30 @@ def _json_entry(host, date, request, status, length) -> str:
         "bytes": length,
     }
     return json.dumps(entry, ensure_ascii=False)
+
+
+class _RedactedStream:
+    """A text stream whose every write is redacted first."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(redact(text))
+
+    def __getattr__(self, name):  # flush, close, fileno...
+        return getattr(self._stream, name)
+
+
+_daphne_init = AccessLogGenerator.__init__
+
+
+def redact_access_log_stream() -> None:
+    if getattr(AccessLogGenerator.__init__, "redacts", False):
+        return
+
+    def __init__(self, stream, *args, **kwargs):
+        _daphne_init(self, _RedactedStream(stream), *args, **kwargs)
+
+    __init__.redacts = True
+    AccessLogGenerator.__init__ = __init__
