@@ -319,6 +319,22 @@ def test_buffered_bytes_are_sampled_over_the_open_sockets(monkeypatch):
     assert sample("chat_socket_buffered_bytes_max") == 2500
 
 
+async def test_buffered_bytes_fall_to_zero_when_the_last_socket_closes(monkeypatch, settings):
+    from chat.realtime import liveness
+
+    open_sockets = {Socket(Backlog(2500))}
+    monkeypatch.setattr(liveness, "_open_sockets", open_sockets)
+    settings.CHAT_ACCOUNT_CHECK_SECONDS = 0
+
+    async def the_check_closes_them() -> None:
+        open_sockets.clear()  # after the sample: the loop ends with no socket
+
+    monkeypatch.setattr(liveness, "close_refused_sockets", the_check_closes_them)
+    await liveness.check_accounts_while_sockets_open()
+    assert sample("chat_socket_buffered_bytes") == 0
+    assert sample("chat_socket_buffered_bytes_max") == 0
+
+
 class QueuedLayer:
     """A channel layer with a backlog past CHANNEL_LAYER_CAPACITY, its events ready at once."""
 

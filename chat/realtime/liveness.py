@@ -95,6 +95,7 @@ async def check_accounts_while_sockets_open() -> None:
             raise
         except Exception:  # the database is down: sockets stay, the next check retries
             logger.exception("account check failed")
+    sample_send_buffers()  # no socket left: the gauges must not keep the last sockets' bytes
 
 
 def sample_send_buffers() -> None:
