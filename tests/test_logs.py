@@ -154,3 +154,30 @@ def test_daphnes_own_access_log_is_redacted_too(why, monkeypatch, settings):
     details = {"client": "203.0.113.9:5000", "method": "GET", "status": 200, "size": 2}
     AccessLogGenerator(stream)("http", "complete", {**details, "path": f"/healthz?token={JWT}"})
     assert "GET /healthz?token=[redacted]" in stream.getvalue() and JWT not in stream.getvalue()
+
+
+def test_uvicorns_trace_of_a_scope_shows_no_credential():
+    """`uvicorn --log-level trace` logs every scope (uvicorn.asgi): query string and headers."""
+    from chat.observability.logs import protect_server_loggers
+
+    protect_server_loggers(json_lines=False)
+    scope = {
+        "path": "/ws/chat/1/",
+        "query_string": f"token={JWT}".encode(),
+        "headers": [
+            (b"authorization", f"Bearer {JWT}".encode()),
+            (b"cookie", f"csrftoken=c-123; sessionid={JWT}".encode()),
+        ],
+    }
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    asgi = logging.getLogger("uvicorn.asgi")
+    asgi.addHandler(handler)
+    try:
+        asgi.error("%s [%d] Started scope=%s", "ASGI", 1, scope)
+    finally:
+        asgi.removeHandler(handler)
+    (record,) = records
+    message = record.getMessage()
+    assert JWT not in message and "c-123" not in message, message

@@ -16,9 +16,11 @@ from urllib.parse import unquote_plus
 
 REDACTED = "[redacted]"
 # Query parameters (and `key=value` text) whose value is a credential: token, ticket,
-# access / refresh (simplejwt's names), api_key / apikey / api-key, password, secret.
+# access / refresh (simplejwt's names), api_key / apikey / api-key, password, secret;
+# Django's cookies sessionid, csrftoken.
 _SECRET_NAME = re.compile(
     r"(?i)(?:[\w.-]*[_-])?(?:token|ticket|access|refresh|api[_-]?key|password|secret)"
+    r"|sessionid|csrftoken"  # Django's cookies, in a Cookie header's text
 )
 # A `name=value` after a separator. Separators and `=` may be percent-encoded (%3F ? %26 &
 # %20 space %23 #, %3D =): a URL inside another's value (`?next=/ws%3Ftoken%3D<JWT>`); the
@@ -135,7 +137,8 @@ class JsonFormatter(logging.Formatter):
 # Loggers of servers that configure their own handlers (uvicorn at start, before Django's
 # LOGGING) and print request paths with their query: filtered where they log, whatever handler
 # they write to. daphne's access log is no logger: chat/adapters/access_log.py.
-SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error", "django.server")
+# uvicorn.asgi: `--log-level trace` prints every scope (query string, Authorization, cookies).
+SERVER_LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn.asgi", "django.server")
 
 
 def protect_server_loggers(*, json_lines: bool) -> None:
