@@ -154,6 +154,9 @@ CHAT_FRONTEND_DIST = env.path(
 # expiry. README "Scaling out" explains the choice; REDIS_CHANNEL_LAYER=core selects
 # RedisChannelLayer, whose group membership the consumers then refresh (see chat.realtime.liveness).
 REDIS_URL = env.str("REDIS_URL", default="")
+# Several Redis servers, comma-separated, shard the layer: each room's group lives on one of
+# them, chosen by channels-redis's consistent hash of the group's name (docs/scaling.md).
+REDIS_URLS = [url.strip() for url in REDIS_URL.split(",") if url.strip()]
 REDIS_CHANNEL_LAYER = env.str("REDIS_CHANNEL_LAYER", default="pubsub")
 # Messages a socket may fall behind before it is closed with 1013 (never dropped silently).
 CHANNEL_LAYER_CAPACITY = env.int("CHANNEL_LAYER_CAPACITY", default=1000)
@@ -168,18 +171,18 @@ CHAT_SOCKET_BUFFER_BYTES = env.int("CHAT_SOCKET_BUFFER_BYTES", default=4 * 1024 
 CHANNEL_LAYER_PREFIX = env.str("CHANNEL_LAYER_PREFIX", default="crm_chat")
 CHANNEL_LAYER_GROUP_EXPIRY = env.int("CHANNEL_LAYER_GROUP_EXPIRY", default=86400)
 if REDIS_URL:
-    _redis_host = {
-        "address": REDIS_URL,
+    _redis_options = {
         # Fail fast when Redis is down instead of hanging a handshake or a send.
         "socket_connect_timeout": env.float("REDIS_CONNECT_TIMEOUT", default=2.0),
         "socket_keepalive": True,
     }
+    _redis_hosts = [{"address": url, **_redis_options} for url in REDIS_URLS]
     if REDIS_CHANNEL_LAYER == "core":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
                 "CONFIG": {
-                    "hosts": [{**_redis_host, "socket_timeout": 5.0}],
+                    "hosts": [{**host, "socket_timeout": 5.0} for host in _redis_hosts],
                     "prefix": CHANNEL_LAYER_PREFIX,
                     "capacity": CHANNEL_LAYER_CAPACITY,
                     "expiry": 60,
@@ -191,7 +194,7 @@ if REDIS_URL:
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-                "CONFIG": {"hosts": [_redis_host], "prefix": CHANNEL_LAYER_PREFIX},
+                "CONFIG": {"hosts": _redis_hosts, "prefix": CHANNEL_LAYER_PREFIX},
             }
         }
 else:

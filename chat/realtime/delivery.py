@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from chat import protocol
 from chat.domain import events
+from chat.realtime import shards
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,19 @@ def room_group_name(room_id: uuid.UUID) -> str:
 USER_SHARDS = 64
 
 
-def user_group_name(user_id: int) -> str:
+def user_group_name(user_id: int, redis_shard: int = 0) -> str:
     """The group every socket of a user joins, whatever room it is in (notifications): one of
     USER_SHARDS, so a process holds at most that many subscriptions for its users however many
-    are connected (one per user cost each socket a subscription and a reader task)."""
-    return f"chat.users.{int(user_id) % USER_SHARDS}"
+    are connected (one per user cost each socket a subscription and a reader task).
+
+    With several Redis servers each has its copy of the group (chat.realtime.shards): a socket
+    joins the copy on its room's server, so it depends on that server alone."""
+    return shards.group_on_shard(f"chat.users.{int(user_id) % USER_SHARDS}", redis_shard)
+
+
+def user_group_copies(user_id: int) -> list[str]:
+    """Every server's copy of the user's group: what a sender publishes to."""
+    return [user_group_name(user_id, shard) for shard in shards.every_shard()]
 
 
 def user_event(user_id: int, frame: str) -> dict:
@@ -144,30 +153,46 @@ def frame_of(event: events.RoomEvent) -> str:
 PUBLISH_TIMEOUT_SECONDS = 5.0  # a stalled Redis must not hold the room's order for ever
 
 
-def deliveries(event: events.RoomEvent) -> list[tuple[str, dict]]:
-    """(group, layer event) pairs for a domain event: its room's group, or, for notifications,
-    each notified user's group."""
+def deliveries(event: events.RoomEvent) -> list[list[tuple[str, dict]]]:
+    """Each delivery of a domain event, as its copies of (group, layer event): its room's
+    group, or, for notifications, each notified user's group on every Redis server. A delivery
+    is made when one of its copies is: a server that fails its copy has its listeners closed
+    by their watchdog (chat.realtime.liveness), and they recover on reconnecting."""
     if isinstance(event, events.ApiKeyRevoked):  # the account's sockets, whatever their room
-        return [
-            (user_group_name(event.user_id), api_key_revoked_event(event.user_id, event.key_id))
-        ]
+        revoked = api_key_revoked_event(event.user_id, event.key_id)
+        return [_to_every_copy(event.user_id, revoked)]
     if isinstance(event, events.NotificationsCreated):
         return [
-            (
-                user_group_name(notification.user_id),
+            _to_every_copy(
+                notification.user_id,
                 user_event(notification.user_id, protocol.notification_frame(notification)),
             )
             for notification in event.notifications
         ]
-    return [(room_group_name(event.room_id), layer_event(event))]
+    return [[(room_group_name(event.room_id), layer_event(event))]]
 
 
-async def _group_send(sends: list[tuple[str, dict]]) -> None:
+def _to_every_copy(user_id: int, message: dict) -> list[tuple[str, dict]]:
+    return [(group, message) for group in user_group_copies(user_id)]
+
+
+async def _group_send(sends: list[list[tuple[str, dict]]]) -> None:
+    """Send every copy at once; raise the error of a delivery none of whose copies went out."""
     layer = get_channel_layer()
-    await asyncio.wait_for(
-        asyncio.gather(*(layer.group_send(group, message) for group, message in sends)),
-        PUBLISH_TIMEOUT_SECONDS,
+    copies = [copy for delivery in sends for copy in delivery]
+    results = iter(
+        await asyncio.wait_for(
+            asyncio.gather(
+                *(layer.group_send(group, message) for group, message in copies),
+                return_exceptions=True,
+            ),
+            PUBLISH_TIMEOUT_SECONDS,
+        )
     )
+    for delivery in sends:
+        errors = [error for _ in delivery if (error := next(results)) is not None]
+        if len(errors) == len(delivery):
+            raise errors[0]
 
 
 def publish(event: events.RoomEvent) -> bool:

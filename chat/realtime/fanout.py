@@ -24,6 +24,7 @@ from django.conf import settings
 
 from chat.observability import metrics
 from chat.realtime.layers import OVERFLOW_EVENT
+from chat.realtime.shards import group_shard, pubsub_channel_on_shard, shard_count
 
 logger = logging.getLogger(__name__)
 
@@ -85,10 +86,11 @@ class RoomHub:
         room = self.rooms.get(group)
         return len(room.sockets) if room else 0
 
-    async def resubscribe(self) -> None:
-        """Add every room channel to its group again (RedisChannelLayer forgets by expiry)."""
+    async def resubscribe(self, failed_shards: frozenset[int] = frozenset()) -> None:
+        """Add every room channel to its group again (RedisChannelLayer forgets by expiry),
+        but on the Redis servers that just failed (their rooms' sockets are being closed)."""
         for room in list(self.rooms.values()):
-            if room.channel is None or room.closing:
+            if room.channel is None or room.closing or group_shard(room.group) in failed_shards:
                 continue
             await self.layer.group_add(room.group, room.channel)
             if self.rooms.get(room.group) is not room:  # torn down meanwhile: undo
@@ -97,7 +99,7 @@ class RoomHub:
     async def _subscribe(self, room: LocalRoom) -> None:
         # The default prefix matters: RedisChannelLayer reads a process's channels from one
         # list per prefix, so a room channel with its own prefix would wait behind the others.
-        room.channel = await self.layer.new_channel()
+        room.channel = await new_channel_on_shard(self.layer, group_shard(room.group))
         # Receive before joining: cancelling the reader is what makes RedisPubSubChannelLayer
         # drop a channel's queue and subscription, so every way out below can release it.
         room.reader = asyncio.get_running_loop().create_task(self._read(room))
@@ -137,8 +139,7 @@ class RoomHub:
             # an event still queued for the closed room: nobody is left to read it
 
     def _pubsub_layer(self):
-        loop_layer = getattr(self.layer, "_get_layer", None)  # RedisPubSubChannelLayer
-        return loop_layer() if loop_layer is not None else None
+        return pubsub_loop_layer(self.layer)
 
     async def _leave_group(self, room: LocalRoom) -> None:
         try:
@@ -214,6 +215,27 @@ class RoomHub:
         else:  # RedisChannelLayer; absent elsewhere
             queue = getattr(self.layer, "receive_buffer", {}).get(room.channel)
         return queue.qsize() if queue is not None else 0
+
+
+def pubsub_loop_layer(layer):
+    """RedisPubSubChannelLayer's layer of the running loop; None for the other layers."""
+    loop_layer = getattr(layer, "_get_layer", None)
+    return loop_layer() if loop_layer is not None else None
+
+
+async def new_channel_on_shard(layer, shard: int) -> str:
+    """A new channel of this process that the pub/sub layer subscribes on Redis server `shard`.
+
+    `new_channel` names it at random, hence on a random server: a room's channel there would
+    tie the room to two servers, and its join would fail while either is down. With one
+    server, or another layer, it is `new_channel` itself.
+    """
+    pubsub = pubsub_loop_layer(layer)
+    if pubsub is None or shard_count() == 1:
+        return await layer.new_channel()
+    channel = pubsub_channel_on_shard(shard)
+    await pubsub._subscribe_to_channel(channel)  # what new_channel does with the name it makes
+    return channel
 
 
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

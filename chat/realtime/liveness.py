@@ -4,8 +4,12 @@ A socket that stays open while it can no longer receive its room's messages is w
 closed one: the client believes it is live. One watchdog task per process (per event loop)
 checks the channel layer every CHAT_LAYER_CHECK_SECONDS with a real round trip and, on Redis,
 watches the server's run_id. When the layer fails or Redis restarted (its memory wiped),
-every chat socket of this process is closed with `service_unavailable` / 1013: clients
-reconnect and recover what they missed with `after=`. On RedisChannelLayer the same loop
+the chat sockets that depended on it are closed with `service_unavailable` / 1013: clients
+reconnect and recover what they missed with `after=`. With several Redis servers in REDIS_URL
+each is checked on its own, and a socket depends only on the server of its room's group
+(`redis_shard`, chat.realtime.shards): one server lost closes the sockets of its rooms, the
+other rooms keep chatting. The check costs one round trip per server per check, nothing per
+message. On RedisChannelLayer the same loop
 refreshes the process's room subscriptions (chat.realtime.fanout), so a long-lived socket never
 falls out of its room by group expiry.
 
@@ -31,7 +35,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from chat.observability import metrics
-from chat.realtime.fanout import room_hub
+from chat.realtime.fanout import new_channel_on_shard, pubsub_loop_layer, room_hub
+from chat.realtime.shards import name_shard, redis_urls
 
 logger = logging.getLogger(__name__)
 
@@ -156,19 +161,69 @@ async def _revoked_key_closes(sockets: list) -> list:
     return [s.reject(Rejection.API_KEY_REVOKED) for key in revoked for s in by_key[key]]
 
 
-class LayerWatchdog:
-    def __init__(self) -> None:
-        self.layer = get_channel_layer()
+class ShardCheck:
+    """One Redis server of the layer: a real round trip through the layer, and its run_id."""
+
+    def __init__(self, layer, index: int, url: str, *, round_trip: bool) -> None:
+        self.layer = layer
+        self.index = index
+        self.url = url
+        self.checks_round_trip = round_trip
         self.channel: str | None = None
         self.redis_run_id: str | None = None
 
-    async def run(self) -> None:
-        # The Redis run_id the first socket opened under: a restart before the first check
-        # must still count as one (its subscriptions and groups are gone).
+    async def start(self) -> None:
+        # The run_id the first socket opened under: a restart before the first check must
+        # still count as one (its subscriptions and groups are gone).
         try:
-            self.redis_run_id = await asyncio.wait_for(redis_run_id(), ROUND_TRIP_TIMEOUT_SECONDS)
-        except Exception:  # Redis is down already: the first check says so
-            logger.warning("channel layer watchdog: Redis unreachable at start")
+            self.redis_run_id = await asyncio.wait_for(
+                redis_run_id(self.url), ROUND_TRIP_TIMEOUT_SECONDS
+            )
+        except Exception:  # down already: the first check says so
+            logger.warning("channel layer watchdog: Redis %d unreachable at start", self.index)
+
+    async def problem(self) -> str | None:
+        try:
+            if self.checks_round_trip:
+                with metrics.layer_round_trip.time():
+                    await asyncio.wait_for(self.round_trip(), ROUND_TRIP_TIMEOUT_SECONDS)
+            run_id = await asyncio.wait_for(redis_run_id(self.url), ROUND_TRIP_TIMEOUT_SECONDS)
+        except Exception as error:
+            self.channel = None
+            return f"unavailable ({type(error).__name__}: {error})"
+        restarted = self.redis_run_id is not None and run_id != self.redis_run_id
+        self.redis_run_id = run_id
+        if restarted:
+            self.channel = None
+            return "restarted (Redis run_id changed; its groups are gone)"
+        return None
+
+    async def round_trip(self) -> None:
+        if self.channel is None:
+            # The default prefix matters: RedisChannelLayer reads all of a process's channels
+            # from one list per prefix, so a custom prefix would wait behind the consumers'.
+            self.channel = await new_channel_on_shard(self.layer, self.index)
+        await self.layer.send(self.channel, {"type": "liveness.check"})
+        await self.layer.receive(self.channel)
+
+
+class LayerWatchdog:
+    """Checks each Redis server of the layer; a failed one closes the sockets of its rooms."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        urls = redis_urls()
+        # RedisChannelLayer (channels-redis 4.3.0) hashes a direct send to a process channel
+        # by the full name but reads it by the process's part: with several servers the round
+        # trip may land where nobody reads, so there each server is checked by its run_id.
+        round_trip = len(urls) == 1 or pubsub_loop_layer(self.layer) is not None
+        self.shards = [
+            ShardCheck(self.layer, index, url, round_trip=round_trip)
+            for index, url in enumerate(urls)
+        ]
+
+    async def run(self) -> None:
+        await asyncio.gather(*(shard.start() for shard in self.shards))
         while True:
             await asyncio.sleep(settings.CHAT_LAYER_CHECK_SECONDS)
             try:
@@ -179,47 +234,57 @@ class LayerWatchdog:
                 logger.exception("channel layer watchdog failed")
 
     async def check_once(self) -> None:
-        problem = await self.layer_problem()
-        if problem is None:
-            await self.refresh_groups()
-            await self.renew_presence()
-            return
-        sockets = list(_open_sockets)
-        logger.error("channel layer %s: closing %d sockets with 1013", problem, len(sockets))
-        metrics.watchdog_failures.labels(problem.split(" ", 1)[0]).inc()
-        self.channel = None
+        failed = await self.failed_shards()
+        if failed:
+            await self.close_sockets_of(failed)
+        if len(failed) < len(self.shards):
+            await self.refresh_groups(failed)
+            await self.renew_presence(failed)
+
+    async def failed_shards(self) -> frozenset[int]:
+        problems = await asyncio.gather(*(shard.problem() for shard in self.shards))
+        failed = set()
+        for shard, problem in zip(self.shards, problems, strict=True):
+            if problem is not None:
+                logger.error("channel layer shard %d %s", shard.index, problem)
+                metrics.watchdog_failures.labels(problem.split(" ", 1)[0]).inc()
+                failed.add(shard.index)
+        if self.process_inbox_shard() in failed:
+            return frozenset(range(len(self.shards)))  # every room of this process is deaf
+        return frozenset(failed)
+
+    def process_inbox_shard(self) -> int | None:
+        """RedisChannelLayer delivers to all of a process's channels through one list, on the
+        server its name hashes to: that server failing deafens every room of the process."""
+        client_prefix = getattr(self.layer, "client_prefix", None)
+        if client_prefix is None or len(self.shards) == 1:
+            return None
+        return name_shard(f"specific.{client_prefix}!", len(self.shards))
+
+    async def close_sockets_of(self, failed: frozenset[int]) -> None:
+        sockets = [s for s in list(_open_sockets) if getattr(s, "redis_shard", 0) in failed]
+        logger.error(
+            "channel layer shard(s) %s failed: closing %d sockets with 1013",
+            sorted(failed),
+            len(sockets),
+        )
         await asyncio.gather(*(socket.layer_lost() for socket in sockets), return_exceptions=True)
 
-    async def layer_problem(self) -> str | None:
-        try:
-            with metrics.layer_round_trip.time():
-                await asyncio.wait_for(self.round_trip(), ROUND_TRIP_TIMEOUT_SECONDS)
-            run_id = await asyncio.wait_for(redis_run_id(), ROUND_TRIP_TIMEOUT_SECONDS)
-        except Exception as error:
-            return f"unavailable ({type(error).__name__}: {error})"
-        restarted = self.redis_run_id is not None and run_id != self.redis_run_id
-        self.redis_run_id = run_id
-        return "restarted (Redis run_id changed; its groups are gone)" if restarted else None
-
-    async def round_trip(self) -> None:
-        if self.channel is None:
-            # The default prefix matters: RedisChannelLayer reads all of a process's channels
-            # from one list per prefix, so a custom prefix would wait behind the consumers'.
-            self.channel = await self.layer.new_channel()
-        await self.layer.send(self.channel, {"type": "liveness.check"})
-        await self.layer.receive(self.channel)
-
-    async def refresh_groups(self) -> None:
+    async def refresh_groups(self, failed: frozenset[int]) -> None:
         """RedisChannelLayer forgets group members after group_expiry: subscribe rooms again."""
         if not hasattr(self.layer, "group_expiry"):
             return
-        await room_hub().resubscribe()
+        await room_hub().resubscribe(failed)
 
-    async def renew_presence(self) -> None:
+    async def renew_presence(self, failed: frozenset[int]) -> None:
         """Keep this process's users online; announce users whose process died as offline."""
-        from chat.realtime.presence import presence_store
+        from chat.realtime.presence import presence_store, room_shard
 
-        entries = [entry for socket in list(_open_sockets) if (entry := _presence_entry(socket))]
+        entries = [
+            entry
+            for socket in list(_open_sockets)
+            if (entry := _presence_entry(socket)) and room_shard(entry[0]) not in failed
+        ]
         store = presence_store()
         await store.renew(entries)
         for room_id in {room_id for room_id, _, _ in entries}:
@@ -252,13 +317,15 @@ async def announce_offline(layer, room_id, user_ids: set[int]) -> None:
         await layer.group_send(room_group_name(room_id), broadcast_event(frame))
 
 
-async def redis_run_id() -> str | None:
-    """The Redis server's run_id: it changes when Redis restarts and loses its state."""
-    if not settings.REDIS_URL:
+async def redis_run_id(url: str | None = None) -> str | None:
+    """A Redis server's run_id (the first of REDIS_URL's by default): it changes when Redis
+    restarts and loses its state."""
+    url = url or next(iter(redis_urls()), None)
+    if not url:
         return None
     from redis.asyncio import Redis
 
-    client = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
     try:
         return (await client.info("server"))["run_id"]
     finally:

@@ -5,6 +5,10 @@ room while at least one entry lives (several tabs count once). Entries are renew
 server process's watchdog every few seconds, so the users of a killed process expire and go
 offline by themselves (CHAT_PRESENCE_TTL_SECONDS). With REDIS_URL the entries live in Redis
 (one sorted set per room, scored by expiry); without it, in this process's memory.
+
+With several Redis servers a room's set lives on the server of the room's group
+(chat.realtime.shards): the room's presence depends on the server its sockets already depend
+on, and no more; one server down leaves the other rooms' presence whole.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import time
 import uuid
 
 from django.conf import settings
+
+from chat.realtime.shards import group_shard, redis_urls
 
 REDIS_POOL_SIZE = 20  # per process: presence calls are short, a few connections serve many
 REDIS_POOL_WAIT_SECONDS = 5.0
@@ -37,6 +43,13 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
 end
 return count
 """
+
+
+def room_shard(room_id: uuid.UUID) -> int:
+    """The Redis server (index in REDIS_URL) of the room's group, and so of its presence."""
+    from chat.realtime.delivery import room_group_name
+
+    return group_shard(room_group_name(room_id))
 
 
 def _key(room_id: uuid.UUID) -> str:
@@ -85,29 +98,31 @@ class RedisPresence:
     """Many processes: one sorted set per room in Redis, scored by expiry time."""
 
     def __init__(self) -> None:
-        self._clients: dict[asyncio.AbstractEventLoop, object] = {}
+        self._clients: dict[tuple[asyncio.AbstractEventLoop, str], object] = {}
 
-    def _client(self):
+    def _client(self, room_id):
+        """The client of the room's Redis server, for the running event loop."""
         from redis.asyncio import BlockingConnectionPool, Redis
 
-        loop = asyncio.get_running_loop()
-        if loop not in self._clients:
+        url = redis_urls()[room_shard(room_id)]
+        key = (asyncio.get_running_loop(), url)
+        if key not in self._clients:
             # Blocking: a burst of handshakes waits for a free connection instead of failing
             # with redis-py's "Too many connections" past its default pool of 100.
             pool = BlockingConnectionPool.from_url(
-                settings.REDIS_URL,
+                url,
                 max_connections=REDIS_POOL_SIZE,
                 timeout=REDIS_POOL_WAIT_SECONDS,
                 socket_connect_timeout=2,
                 socket_timeout=5,
             )
-            self._clients[loop] = Redis(connection_pool=pool)
-        return self._clients[loop]
+            self._clients[key] = Redis(connection_pool=pool)
+        return self._clients[key]
 
     async def change(self, room_id, user_id: int, connection_id: str, *, join: bool) -> int:
         now = time.time()
         ttl = settings.CHAT_PRESENCE_TTL_SECONDS
-        return await self._client().eval(
+        return await self._client(room_id).eval(
             _CHANGE_SCRIPT,
             1,
             _key(room_id),
@@ -120,15 +135,28 @@ class RedisPresence:
         )
 
     async def renew(self, sockets: list[tuple[uuid.UUID, int, str]]) -> None:
+        """One pipeline per Redis server; every server is renewed even if one fails."""
+        by_shard: dict[int, list] = {}
+        for socket in sockets:
+            by_shard.setdefault(room_shard(socket[0]), []).append(socket)
+        results = await asyncio.gather(
+            *(self._renew_on_one_server(entries) for entries in by_shard.values()),
+            return_exceptions=True,
+        )
+        for error in results:
+            if error is not None:
+                raise error
+
+    async def _renew_on_one_server(self, sockets: list[tuple[uuid.UUID, int, str]]) -> None:
         expiry = time.time() + settings.CHAT_PRESENCE_TTL_SECONDS
-        async with self._client().pipeline(transaction=False) as pipe:
+        async with self._client(sockets[0][0]).pipeline(transaction=False) as pipe:
             for room_id, user_id, connection_id in sockets:
                 pipe.zadd(_key(room_id), {_entry(user_id, connection_id): expiry})
             await pipe.execute()
 
     async def expired_users(self, room_id) -> set[int]:
         """Remove entries whose process stopped renewing them; return users now offline."""
-        client, key, now = self._client(), _key(room_id), time.time()
+        client, key, now = self._client(room_id), _key(room_id), time.time()
         expired = await client.zrangebyscore(key, "-inf", now)
         if not expired:
             return set()
@@ -139,7 +167,8 @@ class RedisPresence:
     def online_user_ids(self, room_id) -> set[int]:
         from redis import Redis
 
-        client = Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
+        url = redis_urls()[room_shard(room_id)]
+        client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         try:
             entries = client.zrangebyscore(_key(room_id), time.time(), "+inf")
         finally:

@@ -33,6 +33,7 @@ from chat.realtime import liveness
 from chat.realtime.delivery import CHANNEL_LAYER_ERRORS, broadcast_event
 from chat.realtime.fanout import room_hub
 from chat.realtime.ratelimit import AttemptLimiter, BucketRegistry, TokenBucket, attempt_limiter
+from chat.realtime.shards import group_shard
 
 logger = logging.getLogger("chat.realtime.consumers")
 
@@ -132,6 +133,7 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
     async def websocket_connect(self, message):
         self.closing = False
         self.accepted = False
+        self.redis_shard = 0  # set by join_group
         self.waiting_events = []  # until release_events
         self.send_backlog = None  # set at accept, where the server exposes one
         self.framed_socket = None  # likewise (chat.adapters.broadcast_frames)
@@ -348,6 +350,8 @@ class BaseChatConsumer(AsyncWebsocketConsumer):
             await self.reject(Rejection.SERVICE_UNAVAILABLE)
             return False
         self.group_name = group_name
+        # The Redis server the room lives on: the one the watchdog checks for this socket.
+        self.redis_shard = group_shard(group_name)
         liveness.socket_opened(self)
         return True
 

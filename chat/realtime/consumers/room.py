@@ -383,14 +383,16 @@ class ChatConsumer(BaseChatConsumer):
         )
 
     async def join_user_group(self) -> bool:
-        """Notifications reach every socket of the user, whatever room it is in."""
+        """Notifications reach every socket of the user, whatever room it is in; through the
+        copy of the user's group on the room's Redis server, the one this socket watches."""
+        group = user_group_name(self.user.pk, self.redis_shard)
         try:
-            await room_hub().join(user_group_name(self.user.pk), self)
+            await room_hub().join(group, self)
         except CHANNEL_LAYER_ERRORS:
             logger.exception("channel layer unavailable while joining the user's group")
             await self.reject(Rejection.SERVICE_UNAVAILABLE)
             return False
-        self.user_group = user_group_name(self.user.pk)
+        self.user_group = group
         return True
 
     async def member_removed(self, event):

@@ -1,0 +1,73 @@
+"""chat.realtime.shards agrees with channels-redis on which Redis server carries a name."""
+
+import uuid
+
+import pytest
+from channels_redis.core import RedisChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from chat.realtime import shards
+from chat.realtime.delivery import room_group_name, user_group_copies, user_group_name
+
+URLS = ["redis://127.0.0.1:1/0", "redis://127.0.0.1:2/0", "redis://127.0.0.1:3/0"]
+PREFIX = "crm_chat_shards"
+ROOM_GROUPS = [room_group_name(uuid.uuid4()) for _ in range(200)]
+
+
+@pytest.fixture
+def three_servers(settings):
+    settings.REDIS_URL = " , ".join(URLS) + ","  # spaces and a trailing comma are forgiven
+    settings.CHANNEL_LAYER_PREFIX = PREFIX
+    settings.REDIS_CHANNEL_LAYER = "pubsub"
+    return settings
+
+
+def pubsub_index(layer, name: str) -> int:
+    loop_layer = layer._get_layer()
+    return loop_layer._shards.index(loop_layer._get_shard(name))
+
+
+def test_redis_url_lists_servers_in_order(three_servers):
+    assert shards.redis_urls() == URLS
+    assert shards.shard_count() == 3
+
+
+def test_one_url_is_one_shard_and_names_stay_as_they_were(settings):
+    settings.REDIS_URL = URLS[0]
+    assert shards.shard_count() == 1
+    assert {shards.group_shard(group) for group in ROOM_GROUPS} == {0}
+    assert user_group_name(7) == "chat.users.7", "one Redis: the group of before"
+    assert user_group_copies(7) == ["chat.users.7"]
+
+
+async def test_group_shard_is_the_pubsub_layers_own(three_servers):
+    layer = RedisPubSubChannelLayer(hosts=URLS, prefix=PREFIX)
+    for group in ROOM_GROUPS:
+        hashed = f"{PREFIX}__group__{group}"  # the Redis channel the layer publishes a group on
+        assert shards.group_shard(group) == pubsub_index(layer, hashed)
+        assert shards.group_url(group) == URLS[pubsub_index(layer, hashed)]
+    assert {shards.group_shard(group) for group in ROOM_GROUPS} == {0, 1, 2}
+
+
+async def test_group_shard_is_the_core_layers_own(three_servers):
+    three_servers.REDIS_CHANNEL_LAYER = "core"
+    layer = RedisChannelLayer(hosts=URLS, prefix=PREFIX)
+    for group in ROOM_GROUPS:
+        assert shards.group_shard(group) == layer.consistent_hash(group)
+
+
+async def test_a_pubsub_channel_made_for_a_shard_lands_there(three_servers):
+    layer = RedisPubSubChannelLayer(hosts=URLS, prefix=PREFIX)
+    for shard in range(3):
+        for _ in range(20):
+            assert pubsub_index(layer, shards.pubsub_channel_on_shard(shard)) == shard
+
+
+async def test_each_server_has_a_copy_of_a_users_group(three_servers):
+    layer = RedisPubSubChannelLayer(hosts=URLS, prefix=PREFIX)
+    copies = user_group_copies(42)
+    assert len(set(copies)) == 3
+    for shard, group in enumerate(copies):
+        assert pubsub_index(layer, f"{PREFIX}__group__{group}") == shard
+        assert user_group_name(42, shard) == group, "the same name on every process"
+        assert user_group_name(42 + 64, shard) == group, "users share their shard's groups"
