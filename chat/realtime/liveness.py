@@ -189,7 +189,9 @@ class ShardCheck:
                     await asyncio.wait_for(self.round_trip(), ROUND_TRIP_TIMEOUT_SECONDS)
             run_id = await asyncio.wait_for(redis_run_id(self.url), ROUND_TRIP_TIMEOUT_SECONDS)
         except Exception as error:
-            self.channel = None
+            # Its sockets are closed now, so its next run_id is a fresh start, not a restart
+            # (which would close the sockets that joined it since it came back).
+            self.channel = self.redis_run_id = None
             return f"unavailable ({type(error).__name__}: {error})"
         restarted = self.redis_run_id is not None and run_id != self.redis_run_id
         self.redis_run_id = run_id
