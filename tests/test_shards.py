@@ -1,5 +1,9 @@
 """chat.realtime.shards agrees with channels-redis on which Redis server carries a name."""
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -71,3 +75,46 @@ async def test_each_server_has_a_copy_of_a_users_group(three_servers):
         assert pubsub_index(layer, f"{PREFIX}__group__{group}") == shard
         assert user_group_name(42, shard) == group, "the same name on every process"
         assert user_group_name(42 + 64, shard) == group, "users share their shard's groups"
+
+
+LAYER_CONFIGS_SCRIPT = """
+import json, os, runpy, sys
+configs = []
+for env in json.loads(sys.argv[1]):
+    os.environ.update(env)
+    configs.append(runpy.run_module("crm_backend.settings")["CHANNEL_LAYERS"]["default"])
+print(json.dumps(configs))
+"""
+
+
+def layer_configs(*envs: dict) -> list[dict]:
+    """CHANNEL_LAYERS["default"] as crm_backend.settings builds it from each environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CHANNEL_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", LAYER_CONFIGS_SCRIPT, json.dumps(envs)],
+        env=clean,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+BACKENDS = {
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "core": "channels_redis.core.RedisChannelLayer",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BACKENDS))
+def test_each_url_of_redis_url_is_a_host_of_the_layer_with_the_same_options(kind):
+    one, two = layer_configs(
+        {"REDIS_URL": URLS[0], "REDIS_CHANNEL_LAYER": kind},
+        {"REDIS_URL": f"{URLS[0]},{URLS[1]}", "REDIS_CHANNEL_LAYER": kind},
+    )
+    assert one["BACKEND"] == two["BACKEND"] == BACKENDS[kind]
+    (single,), hosts = one["CONFIG"]["hosts"], two["CONFIG"]["hosts"]
+    assert [host["address"] for host in hosts] == URLS[:2]
+    assert hosts[0] == single, "the first server is configured exactly as a single one"
+    assert {**hosts[1], "address": URLS[0]} == single, "and the second with the same options"
+    assert single["socket_connect_timeout"] == 2.0 and single["socket_keepalive"] is True
