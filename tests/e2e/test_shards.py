@@ -4,11 +4,13 @@ rooms on each server chat across processes, and losing one server closes only it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
 import pytest
 import redis
+from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 from tests.e2e.clients import ChatClient, history_after
@@ -22,23 +24,28 @@ SHARDS = 2
 
 
 class Cluster:
-    def __init__(self, servers, redises, prefix) -> None:
+    def __init__(self, servers, redises, prefix, kind) -> None:
         self.a, self.b = servers
         self.redises = redises
         self.prefix = prefix
+        self.kind = kind
         self.rooms: dict[int, str] = {}  # shard -> a room of admin and maria on it
+        self.admin, self.maria = login(self.a, "admin"), login(self.a, "maria")
 
     async def shard_of_room(self, room_id: str) -> int:
         """The index the channel layer itself picks for the room's group."""
-        layer = RedisPubSubChannelLayer(hosts=[r.url for r in self.redises], prefix=self.prefix)
-        loop_layer = layer._get_layer()
-        group_channel = loop_layer._get_group_channel_name(f"chat.room.{uuid.UUID(room_id).hex}")
-        return loop_layer._shards.index(loop_layer._get_shard(group_channel))
+        group = f"chat.room.{uuid.UUID(room_id).hex}"
+        hosts = [r.url for r in self.redises]
+        if self.kind == "core":
+            return RedisChannelLayer(hosts=hosts, prefix=self.prefix).consistent_hash(group)
+        loop_layer = RedisPubSubChannelLayer(hosts=hosts, prefix=self.prefix)._get_layer()
+        shard = loop_layer._get_shard(loop_layer._get_group_channel_name(group))
+        return loop_layer._shards.index(shard)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("shards")
+@contextlib.contextmanager
+def sharded_cluster(tmp, kind: str):
+    """Two daphne processes on one PostgreSQL database and two Redis servers of their own."""
     redises = [ThrowawayRedis(tmp / f"redis-{n}").start() for n in range(SHARDS)]
     database = SharedPostgresDatabase().create()
     prefix = unique_prefix()
@@ -46,27 +53,37 @@ def cluster(tmp_path_factory):
         tmp,
         DATABASE_URL=database.url,
         REDIS_URL=",".join(r.url for r in redises),
+        REDIS_CHANNEL_LAYER=kind,
         CHANNEL_LAYER_PREFIX=prefix,
         CHAT_LAYER_CHECK_SECONDS="1",
         CHAT_RATE_LIMIT_BURST="100",
     )
     servers = [start_server(env, tmp / f"daphne-{n}.log") for n in range(2)]
-    yield Cluster(servers, redises, prefix)
-    for server in servers:
-        server.stop()
-    for instance in redises:
-        instance.stop()
-    database.drop()
+    try:
+        yield Cluster(servers, redises, prefix, kind)
+    finally:
+        for server in servers:
+            server.stop()
+        for instance in redises:
+            instance.stop()
+        database.drop()
 
 
 @pytest.fixture(scope="module")
-def admin_maria(cluster):
-    return login(cluster.a, "admin"), login(cluster.a, "maria")
+def cluster(tmp_path_factory):
+    with sharded_cluster(tmp_path_factory.mktemp("shards"), "pubsub") as cluster:
+        yield cluster
 
 
-async def room_on_shard(cluster, admin_maria, shard: int) -> str:
+@pytest.fixture(scope="module")
+def core_cluster(tmp_path_factory):
+    with sharded_cluster(tmp_path_factory.mktemp("shards-core"), "core") as cluster:
+        yield cluster
+
+
+async def room_on_shard(cluster, shard: int) -> str:
     """A new room of admin and maria whose group the layer puts on Redis `shard`."""
-    admin, maria = admin_maria
+    admin, maria = cluster.admin, cluster.maria
     maria_id = ok(cluster.a, "GET", "/api/auth/me/", maria)["id"]
     while True:
         room = ok(cluster.a, "POST", "/api/chat/rooms/", admin, {"name": f"s-{uuid.uuid4()}"})
@@ -76,12 +93,11 @@ async def room_on_shard(cluster, admin_maria, shard: int) -> str:
             return room["id"]
 
 
-@pytest.fixture
-async def rooms(cluster, admin_maria):
+async def rooms_of(cluster) -> dict[int, str]:
     """A room of admin and maria on each Redis server."""
     for shard in range(SHARDS):
         if shard not in cluster.rooms:
-            cluster.rooms[shard] = await room_on_shard(cluster, admin_maria, shard)
+            cluster.rooms[shard] = await room_on_shard(cluster, shard)
     return cluster.rooms
 
 
@@ -107,10 +123,12 @@ async def connect_when_back(server, room: str, token: str, timeout: float = 15) 
             await asyncio.sleep(0.3)
 
 
+@pytest.mark.parametrize("kind", ["pubsub", "core"])
 async def test_rooms_on_each_redis_chat_across_processes_with_presence_and_notifications(
-    cluster, rooms, admin_maria
+    request, kind
 ):
-    admin, maria = admin_maria
+    cluster = request.getfixturevalue("cluster" if kind == "pubsub" else "core_cluster")
+    admin, maria, rooms = cluster.admin, cluster.maria, await rooms_of(cluster)
     for shard, room in rooms.items():
         on_a = await ChatClient.connect(cluster.a, room, admin)
         on_b = await ChatClient.connect(cluster.b, room, maria)
@@ -140,9 +158,11 @@ async def test_rooms_on_each_redis_chat_across_processes_with_presence_and_notif
 
 
 async def test_losing_one_redis_closes_only_its_rooms_and_they_recover_after_it_returns(
-    cluster, rooms, admin_maria
+    cluster,
 ):
-    admin, maria = admin_maria
+    """On the pub/sub layer (the default): RedisChannelLayer ties each process to one more
+    server as well, the one its channels' list hashes to (docs/scaling.md)."""
+    admin, maria, rooms = cluster.admin, cluster.maria, await rooms_of(cluster)
     lost, kept = 1, 0
     kept_a = await ChatClient.connect(cluster.a, rooms[kept], admin)
     kept_b = await ChatClient.connect(cluster.b, rooms[kept], maria)
@@ -157,7 +177,7 @@ async def test_losing_one_redis_closes_only_its_rooms_and_they_recover_after_it_
     await exchange(kept_a, kept_b, "a outra sala continua")
     await exchange(kept_b, kept_a, "nos dois sentidos")
     for _ in range(3):  # new rooms on the kept Redis: each process subscribes them afresh
-        fresh = await room_on_shard(cluster, admin_maria, kept)
+        fresh = await room_on_shard(cluster, kept)
         first_a = await ChatClient.connect(cluster.a, fresh, admin)
         first_b = await ChatClient.connect(cluster.b, fresh, maria)
         await exchange(first_a, first_b, "sala nova durante a queda da outra")
