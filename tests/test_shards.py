@@ -118,3 +118,38 @@ def test_each_url_of_redis_url_is_a_host_of_the_layer_with_the_same_options(kind
     assert hosts[0] == single, "the first server is configured exactly as a single one"
     assert {**hosts[1], "address": URLS[0]} == single, "and the second with the same options"
     assert single["socket_connect_timeout"] == 2.0 and single["socket_keepalive"] is True
+
+
+class FakeSocket:
+    def __init__(self, redis_shard: int) -> None:
+        self.redis_shard = redis_shard
+        self.lost = False
+
+    async def layer_lost(self) -> None:
+        self.lost = True
+
+    def presence_entry(self):
+        return None
+
+
+async def test_the_watchdog_closes_only_the_sockets_of_the_failed_server(
+    three_servers, monkeypatch
+):
+    from chat.realtime import liveness
+
+    sockets = [FakeSocket(shard) for shard in (0, 1, 2, 1)]
+    monkeypatch.setattr(liveness, "_open_sockets", set(sockets))
+    watchdog = liveness.LayerWatchdog()
+    assert [shard.url for shard in watchdog.shards] == URLS
+
+    async def healthy():
+        return None
+
+    async def down():
+        return "unavailable (ConnectionError: refused)"
+
+    for shard in watchdog.shards:
+        monkeypatch.setattr(shard, "problem", down if shard.index == 1 else healthy)
+    await watchdog.check_once()
+
+    assert [socket.lost for socket in sockets] == [False, True, False, True]
