@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 from django.http import JsonResponse
 
-from chat.realtime.fanout import new_channel_on_shard, pubsub_loop_layer
+from chat.realtime.fanout import new_channel_on_shard, pubsub_loop_layer, release_pubsub_channel
 from chat.realtime.shards import redis_urls
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ async def _channel_layer_round_trip() -> None:
     channel = await layer.new_channel("healthz.")
     await layer.send(channel, {"type": "health.check"})
     await layer.receive(channel)
+    await release_pubsub_channel(layer, channel)  # or every probe leaves a subscription
 
 
 def _shard_check(shard: int, url: str):
@@ -41,6 +42,7 @@ def _shard_check(shard: int, url: str):
         channel = await new_channel_on_shard(layer, shard)
         await layer.send(channel, {"type": "health.check"})
         await layer.receive(channel)
+        await release_pubsub_channel(layer, channel)
 
     return round_trip
 

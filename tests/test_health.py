@@ -66,3 +66,26 @@ async def test_healthz_answers_within_its_timeout_when_the_database_hangs(monkey
     assert response["status"] == 503
     assert b'"database":"down"' in response["body"].replace(b" ", b"")
     assert time.monotonic() - started < 2
+
+
+@pytest.mark.redis
+async def test_healthz_round_trips_leave_no_subscription_behind(settings):
+    """Probed every few seconds by a balancer: each probe used to leave its channel subscribed
+    in Redis, and queued in the process, for good."""
+    from channels.layers import get_channel_layer
+
+    from chat.realtime.fanout import pubsub_loop_layer
+    from crm_backend import health
+    from tests.e2e.services import require_shared_redis, unique_prefix
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [require_shared_redis()], "prefix": unique_prefix()},
+        }
+    }
+    layer = get_channel_layer()
+    for _ in range(3):
+        await health._channel_layer_round_trip()
+    assert pubsub_loop_layer(layer).channels == {}
+    await layer.flush()

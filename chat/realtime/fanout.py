@@ -238,6 +238,17 @@ async def new_channel_on_shard(layer, shard: int) -> str:
     return channel
 
 
+async def release_pubsub_channel(layer, channel: str) -> None:
+    """Free a channel whose last receive returned: RedisPubSubChannelLayer keeps its queue and
+    its Redis subscription until a receive on it is cancelled. Nothing on the other layers."""
+    if pubsub_loop_layer(layer) is None:
+        return
+    receiving = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    receiving.cancel()
+    await asyncio.gather(receiving, return_exceptions=True)
+
+
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
