@@ -260,9 +260,16 @@ def sample(name: str, **labels) -> float:
 
 
 async def test_the_watchdog_times_its_round_trips_and_counts_failures(monkeypatch):
-    from chat.realtime.liveness import LayerWatchdog
+    from chat.realtime import liveness
 
-    watchdog = LayerWatchdog()
+    async def same_run_id(url):
+        return "run-1"
+
+    # One shard checked through the test's in-memory layer (no Redis in this test).
+    monkeypatch.setattr(liveness, "redis_run_id", same_run_id)
+    watchdog = liveness.LayerWatchdog()
+    shard = liveness.ShardCheck(watchdog.layer, 0, "redis://shard-0", round_trip=True)
+    watchdog.shards = [shard]
     timed = sample("chat_channel_layer_round_trip_seconds_count")
     await watchdog.check_once()
     assert sample("chat_channel_layer_round_trip_seconds_count") == timed + 1
@@ -270,7 +277,7 @@ async def test_the_watchdog_times_its_round_trips_and_counts_failures(monkeypatc
     async def unreachable():
         raise OSError("connection refused")
 
-    monkeypatch.setattr(watchdog, "round_trip", unreachable)
+    monkeypatch.setattr(shard, "round_trip", unreachable)
     failed = sample("chat_channel_layer_watchdog_failures_total", problem="unavailable")
     await watchdog.check_once()
     assert sample("chat_channel_layer_watchdog_failures_total", problem="unavailable") == failed + 1
