@@ -144,6 +144,8 @@ export class ChatConnection {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private heardSincePing = false;
   private readonly typingTimers = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Resends and sync retries of this socket: a closed connection must leave no timer. */
+  private readonly socketTimers = new Set<ReturnType<typeof setTimeout>>();
 
   // Recovery (docs/protocol.md, "Reconnecting without gaps or duplicates"): every message up
   // to `syncedThrough` and every change up to `changeCursor` is known. Live frames received
@@ -404,6 +406,9 @@ export class ChatConnection {
     this.readTimer = null;
     if (this.outboxTimer) clearTimeout(this.outboxTimer); // and what the outbox still holds
     this.outboxTimer = null;
+    // The next open asks for its own sync pages and flushes queued messages again.
+    for (const timer of this.socketTimers) clearTimeout(timer);
+    this.socketTimers.clear();
     if (this.snapshot.pending.some((p) => p.state === 'sent')) {
       this.setState({
         pending: this.snapshot.pending.map((p) =>
@@ -694,10 +699,7 @@ export class ChatConnection {
     for (const [type, sync] of this.lastSync) {
       if (sync.clientId !== clientId) continue;
       if (code !== 'rate_limited') return false;
-      const generation = this.generation;
-      setTimeout(() => {
-        if (generation === this.generation) this.requestSync(type, sync.after);
-      }, 1_000);
+      this.later(() => this.requestSync(type, sync.after), 1_000);
       return true;
     }
     const message = this.snapshot.pending.find((p) => p.clientId === clientId);
@@ -706,11 +708,20 @@ export class ChatConnection {
     if (resends > MAX_TRANSIENT_RESENDS) return false;
     this.resends.set(clientId, resends);
     this.updatePending(clientId, { state: 'queued' });
-    setTimeout(() => {
+    this.later(() => {
       const current = this.snapshot.pending.find((p) => p.clientId === clientId);
       if (current?.state === 'queued') this.transmit(current);
     }, 1_000 * resends);
     return true;
+  }
+
+  /** A timer of the current socket, cleared when it goes. */
+  private later(fn: () => void, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.socketTimers.delete(timer);
+      fn();
+    }, delayMs);
+    this.socketTimers.add(timer);
   }
 
   private reportError(error: ChatError): void {

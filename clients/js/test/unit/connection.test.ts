@@ -435,6 +435,39 @@ describe('closing', () => {
     expect(connection.getSnapshot().status).toBe('open');
   });
 
+  test('close() leaves no timer behind: resends and sync retries included', async () => {
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
+    const { connection } = setup({ pingIntervalMs: 1000, typingTimeoutMs: 1000 });
+    const first = await opened(connection);
+    first.drop();
+    await vi.advanceTimersByTimeAsync(10);
+    const second = await nextSocket(1);
+    second.establish();
+    const limited = (clientId: string) =>
+      second.push({
+        type: 'error',
+        code: 'rate_limited',
+        detail: 'slow',
+        client_id: clientId,
+        closing: false,
+      });
+    limited(second.sentOf('chat.sync')[0]!.client_id!); // a sync retry waits
+    limited(connection.send('olá')); // a resend waits
+    second.push({
+      type: 'typing',
+      room: 'r1',
+      user: { id: 9, username: 'carla' },
+      is_typing: true,
+    });
+    connection.markRead(1);
+    connection.markRead(2); // the second waits for the read interval
+    expect(vi.getTimerCount()).toBeGreaterThan(0);
+    connection.close();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   test('close() stops everything', async () => {
     const { connection } = setup();
     const socket = await opened(connection);
