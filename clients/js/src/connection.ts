@@ -744,14 +744,24 @@ export class ChatConnection {
     if (generation !== this.generation || !this.presenceLog) return;
     const later = this.presenceLog;
     this.presenceLog = null;
-    this.setState({ online });
+    // The same people as before (a reconnect): the same array, so nothing renders again.
+    const current = this.snapshot.online;
+    const same =
+      online.length === current.length && online.every((u, i) => sameUser(u, current[i]!));
+    if (!same) this.setState({ online });
     for (const frame of later) this.applyPresence(frame);
   }
 
   private applyPresence(frame: PresenceFrame): void {
-    const others = this.snapshot.online.filter((u) => u.id !== frame.user.id);
-    if (frame.status === 'online') this.setState({ online: [...others, frame.user] });
-    else this.forgetUser(frame.user.id);
+    if (frame.status !== 'online') return this.forgetUser(frame.user.id);
+    // Someone already online (a second tab, a replayed frame) changes nothing: keep the array.
+    const online = this.snapshot.online;
+    const index = online.findIndex((u) => u.id === frame.user.id);
+    if (index < 0) return this.setState({ online: [...online, frame.user] });
+    if (sameUser(online[index]!, frame.user)) return;
+    const next = online.slice();
+    next[index] = frame.user;
+    this.setState({ online: next });
   }
 
   private onTyping(frame: TypingFrame): void {
@@ -907,6 +917,10 @@ export class ChatConnection {
       (fn as Listener<ConnectionEvents[K]>)(value);
     }
   }
+}
+
+function sameUser(a: User, b: User): boolean {
+  return a.id === b.id && a.username === b.username && a.is_bot === b.is_bot;
 }
 
 function assertNever(frame: never): never {

@@ -521,6 +521,43 @@ describe('room state', () => {
     expect(snapshot.online.map((u) => u.id)).not.toContain(9);
   });
 
+  test('a presence that changes nothing keeps the snapshot (and the online array)', async () => {
+    const { connection } = setup();
+    const socket = await opened(connection);
+    await vi.waitFor(() => expect(connection.getSnapshot().online).toHaveLength(1));
+    const maria = { id: 2, username: 'maria' };
+    const carla = { id: 9, username: 'carla' };
+    const before = connection.getSnapshot();
+    socket.push({ type: 'presence', room: 'r1', user: maria, status: 'online' }); // already
+    socket.push({ type: 'presence', room: 'r1', user: carla, status: 'offline' }); // never was
+    expect(connection.getSnapshot()).toBe(before);
+    socket.push({ type: 'presence', room: 'r1', user: carla, status: 'online' });
+    const withCarla = connection.getSnapshot();
+    expect(withCarla.online).toEqual([maria, carla]);
+    socket.push({ type: 'presence', room: 'r1', user: { ...carla }, status: 'online' }); // replayed
+    expect(connection.getSnapshot()).toBe(withCarla);
+    socket.push({
+      type: 'presence',
+      room: 'r1',
+      user: { ...maria, username: 'mb' },
+      status: 'online',
+    });
+    expect(connection.getSnapshot().online).toEqual([{ id: 2, username: 'mb' }, carla]);
+  });
+
+  test('the presence answer of a reconnect keeps the online array when nobody changed', async () => {
+    const { connection } = setup();
+    const first = await opened(connection);
+    await vi.waitFor(() => expect(connection.getSnapshot().online).toHaveLength(1));
+    const online = connection.getSnapshot().online;
+    first.drop();
+    const second = await nextSocket(1);
+    second.establish();
+    second.push({ type: 'chat.history', messages: [], has_more: false });
+    await new Promise((r) => setTimeout(r, 20)); // the presence answer is in
+    expect(connection.getSnapshot().online).toBe(online);
+  });
+
   test('presence frames are not kept for a presence request that failed', async () => {
     presenceDown = true;
     const { connection, calls } = setup();
