@@ -137,6 +137,8 @@ export class ChatConnection {
   private established = false;
   private closedByUser = false;
   private refreshedSinceOpen = false;
+  /** This attempt's handshake already got a second ticket after a token_invalid. */
+  private ticketRetried = false;
   /** Attempts before the open socket, kept until it has recovered: a server that accepts and
    * drops at once (a crash on recovery) must not be retried every second forever. */
   private attemptsBeforeStable = 0;
@@ -285,6 +287,7 @@ export class ChatConnection {
   retryNow(): void {
     if (this.closedByUser || this.snapshot.status === 'open' || this.socket) return;
     this.clearRetryTimer();
+    this.ticketRetried = false;
     this.setState({ status: 'reconnecting', nextRetryAt: null, error: null });
     void this.openSocket();
   }
@@ -378,6 +381,7 @@ export class ChatConnection {
     this.setState({ status: 'reconnecting', attempt, nextRetryAt: Date.now() + delay });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
+      this.ticketRetried = false; // a new attempt
       this.setState({ nextRetryAt: null });
       void this.openSocket();
     }, delay);
@@ -515,6 +519,7 @@ export class ChatConnection {
   private onEstablished(frame: ConnectionEstablishedFrame): void {
     this.established = true;
     this.refreshedSinceOpen = false;
+    this.ticketRetried = false;
     this.attemptsBeforeStable = Math.max(this.attemptsBeforeStable, this.snapshot.attempt);
     this.setState({
       status: 'open',
@@ -669,7 +674,21 @@ export class ChatConnection {
       // Decide on the frame (the close code may not survive proxies or browsers).
       const closeCode = frame.close_code ?? null;
       const decision = closeDecision(closeCode ?? 1000, frame.code);
+      const handshake = !this.established;
       this.detachSocket();
+      if (
+        handshake &&
+        frame.code === 'token_invalid' &&
+        this.options.auth === 'ticket' &&
+        !this.ticketRetried &&
+        !this.closedByUser
+      ) {
+        // A ticket lives 30 s: a tab frozen between getting it and the handshake brings an
+        // expired one. A fresh ticket, once; refused again, the refusal is real.
+        this.ticketRetried = true;
+        void this.openSocket();
+        return;
+      }
       const error = {
         code: frame.code,
         detail: frame.detail,

@@ -7,13 +7,14 @@ let firstPage = [stored(1), stored(2)];
 let historyGate: Promise<void> | null = null;
 let presenceDown = false;
 let refreshes = 0;
+let tickets = 0;
 /** Refreshes that fail first: 'network' (fetch rejects) or an HTTP status. */
 let refreshFailures: ('network' | number)[] = [];
 
 function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
   const { fetch, calls } = fakeFetch(async ({ path }) => {
     if (path === '/api/chat/ws-ticket/')
-      return { status: 201, body: { ticket: 't', expires_in: 30 } };
+      return { status: 201, body: { ticket: tickets++ ? `t${tickets}` : 't', expires_in: 30 } };
     if (path.startsWith('/api/chat/rooms/r1/messages/')) {
       const results = firstPage; // read when the server reads, not when it answers
       if (historyGate) await historyGate;
@@ -64,6 +65,7 @@ beforeEach(() => {
   historyGate = null;
   presenceDown = false;
   refreshes = 0;
+  tickets = 0;
   refreshFailures = [];
 });
 afterEach(() => vi.useRealTimers());
@@ -363,6 +365,50 @@ describe('closing', () => {
       error: { code, closeCode, final: true },
       nextRetryAt: null,
     });
+  });
+
+  const ticketRefused = {
+    type: 'error',
+    code: 'token_invalid',
+    detail: 'ticket expired',
+    closing: true,
+    close_code: 4401,
+  } as const;
+
+  test('a ticket refused at the handshake (expired on the way) is retried once, fresh', async () => {
+    const { connection } = setup();
+    const first = await nextSocket(0);
+    first.readyState = 1;
+    first.push(ticketRefused); // e.g. the tab froze between the ticket and the handshake
+    const second = await nextSocket(1);
+    expect([first.url, second.url].map((u) => u.split('?')[1])).toEqual(['ticket=t', 'ticket=t2']);
+    expect(connection.getSnapshot()).toMatchObject({ status: 'connecting', error: null });
+    second.establish();
+    expect(connection.getSnapshot()).toMatchObject({ status: 'open', error: null });
+    // once per attempt: after an open socket a later handshake gets its own retry
+    second.drop();
+    const third = await nextSocket(2);
+    third.push(ticketRefused);
+    const fourth = await nextSocket(3);
+    fourth.establish();
+    expect(connection.getSnapshot().status).toBe('open');
+  });
+
+  test('a fresh ticket refused again stops for good; token mode does not retry', async () => {
+    const { connection } = setup();
+    (await nextSocket(0)).push(ticketRefused);
+    (await nextSocket(1)).push(ticketRefused);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(FakeSocket.all).toHaveLength(2);
+    expect(connection.getSnapshot()).toMatchObject({
+      status: 'closed',
+      error: { code: 'token_invalid', final: true },
+    });
+    const { connection: withToken } = setup({ auth: 'token' });
+    (await nextSocket(2)).push(ticketRefused);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(FakeSocket.all).toHaveLength(3);
+    expect(withToken.getSnapshot().status).toBe('closed');
   });
 
   test('backoff: attempts counted, nextRetryAt told, reset when open', async () => {
