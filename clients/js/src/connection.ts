@@ -82,12 +82,25 @@ export interface ConnectionOptions {
   typingTimeoutMs?: number;
 }
 
+/** A REST history page merged: the first page (`first`) or a `loadOlder()` page (`older`). */
+export interface HistoryEvent {
+  kind: 'first' | 'older';
+  /** Its messages not seen before, id ascending (maybe none). */
+  messages: readonly ChatMessage[];
+}
+
 export interface ConnectionEvents {
   frame: ServerFrame;
   status: ConnectionStatus;
   error: ChatError;
-  /** A message not seen before (live or recovered). */
+  /** A message not seen before that is new to the user: a live one, or one stored while
+   * disconnected and recovered after a reconnect. Never one of a history page: a sound or a
+   * toast plays for news, not for the first page or `loadOlder()`. */
   message: ChatMessage;
+  /** A history page's messages, which `message` leaves out. */
+  history: HistoryEvent;
+  /** This socket's `notification` frame. Every open connection of a user gets each one:
+   * prefer ChatClient's `notification` event, which tells each once. */
   notification: Notification;
 }
 
@@ -278,7 +291,7 @@ export class ChatConnection {
   async loadOlder(limit = 50): Promise<boolean> {
     const oldest = this.snapshot.messages[0]?.id;
     if (oldest === undefined) return false;
-    const page = await this.historyPage({ before: oldest, limit });
+    const page = await this.historyPage({ before: oldest, limit }, 'older');
     this.setState({ hasOlder: page.hasMore });
     return page.hasMore;
   }
@@ -555,7 +568,7 @@ export class ChatConnection {
   private async loadFirstPage(generation: number): Promise<void> {
     let page;
     try {
-      page = await this.historyPage({ limit: this.options.initialLimit });
+      page = await this.historyPage({ limit: this.options.initialLimit }, 'first');
     } catch (error) {
       if (generation !== this.generation) return;
       this.reportError(asChatError(error, false));
@@ -627,12 +640,16 @@ export class ChatConnection {
   }
 
   /** A REST history page, merged; live changes that overtook it are applied again after it. */
-  private async historyPage(opts: { before?: number; limit: number }): Promise<HistoryPage> {
+  private async historyPage(
+    opts: { before?: number; limit: number },
+    kind: HistoryEvent['kind'],
+  ): Promise<HistoryPage> {
     this.restLoads++;
     try {
       const page = await this.client.history(this.roomId, opts);
-      this.addMessages(page.messages);
+      const added = this.addMessages(page.messages, false);
       for (const frame of this.changesDuringRest) this.applyChange(frame);
+      this.emit('history', { kind, messages: added });
       return page;
     } finally {
       if (--this.restLoads === 0) this.changesDuringRest = [];
@@ -644,9 +661,10 @@ export class ChatConnection {
     else this.changeCursor = Math.max(this.changeCursor, changeSeq);
   }
 
-  /** Merges stored messages, acknowledges pending ones they answer, announces new ones. */
-  private addMessages(incoming: readonly ChatMessage[]): void {
-    if (incoming.length === 0) return;
+  /** Merges stored messages and acknowledges pending ones they answer; returns those not seen
+   * before, announced as `message` events when they are news (not history). */
+  private addMessages(incoming: readonly ChatMessage[], news = true): ChatMessage[] {
+    if (incoming.length === 0) return [];
     const before = this.snapshot.messages;
     const known = new Set(before.map((m) => m.id));
     const messages = mergeMessages(before, incoming);
@@ -661,12 +679,16 @@ export class ChatConnection {
       : this.snapshot.pending;
     for (const id of acked) this.resends.delete(id);
     this.setState({ messages, pending });
+    const added: ChatMessage[] = [];
     for (const message of incoming) {
       if (!known.has(message.id)) {
         known.add(message.id);
-        this.emit('message', message);
+        added.push(message);
       }
     }
+    added.sort((a, b) => a.id - b.id);
+    if (news) for (const message of added) this.emit('message', message);
+    return added;
   }
 
   private onError(frame: ErrorFrame): void {

@@ -6,6 +6,7 @@ export {
   type ConnectionOptions,
   type ConnectionSnapshot,
   type ConnectionStatus,
+  type HistoryEvent,
   type PendingMessage,
 } from './connection.js';
 export { ChatApiError } from './errors.js';

@@ -220,6 +220,32 @@ describe('recovery', () => {
   });
 });
 
+describe('message and history events', () => {
+  test('message: live and recovered messages only; history: the REST pages', async () => {
+    const { connection } = setup();
+    const announced: number[] = [];
+    const pages: [string, number[]][] = [];
+    connection.on('message', (m) => announced.push(m.id));
+    connection.on('history', (h) => pages.push([h.kind, h.messages.map((m) => m.id)]));
+    const first = await opened(connection); // the first page: 1, 2
+    expect(announced).toEqual([]);
+    expect(pages).toEqual([['first', [1, 2]]]);
+    first.push(stored(3)); // live
+    first.push(stored(3)); // repeated: once
+    expect(announced).toEqual([3]);
+    firstPage = [stored(0)];
+    await connection.loadOlder();
+    expect(pages.at(-1)).toEqual(['older', [0]]);
+    expect(announced).toEqual([3]);
+    first.drop();
+    const second = await nextSocket(1);
+    second.establish();
+    // stored while disconnected: new to the user, so announced (3 again is not)
+    second.push({ type: 'chat.history', messages: [stored(3), stored(4)], has_more: false });
+    expect(announced).toEqual([3, 4]);
+  });
+});
+
 describe('outbox', () => {
   test('queued until open, sent with a client_id, gone when its message comes back', async () => {
     const { connection } = setup();
