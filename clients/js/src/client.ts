@@ -1,6 +1,6 @@
 import { ChatConnection, type ConnectionOptions } from './connection.js';
 import { ChatApiError, networkError } from './errors.js';
-import type { ChatMessage, User } from './frames.generated.js';
+import type { ChatMessage, Notification, User } from './frames.generated.js';
 import { memoryTokenStore, type TokenStore, type Tokens } from './tokens.js';
 import type { Account, HistoryPage, RoomSummary, WebSocketConstructor } from './types.js';
 
@@ -10,9 +10,22 @@ export interface ChatClientOptions {
   tokenStore?: TokenStore;
   fetch?: typeof fetch;
   WebSocket?: WebSocketConstructor;
-  /** The refresh token no longer works (or the account was refused): tokens are cleared. */
+  /** The refresh token no longer works (or the account was refused): tokens are cleared.
+   * The same as `client.on('sessionEnded', fn)`. */
   onSessionEnded?: (reason: ChatApiError) => void;
 }
+
+export interface ChatClientEvents {
+  /** Each notification once, whichever of the client's connections brought it (every open
+   * socket of the user gets it). */
+  notification: Notification;
+  /** The refresh token no longer works (or the account was refused): tokens are cleared. */
+  sessionEnded: ChatApiError;
+}
+
+/** Notification ids remembered to tell each once: more than any burst the open sockets can
+ * deliver out of step, few enough to stay small however long the page lives. */
+const SEEN_NOTIFICATIONS = 500;
 
 interface RawResponse {
   status: number;
@@ -29,6 +42,9 @@ export class ChatClient {
   private readonly onSessionEnded: ((reason: ChatApiError) => void) | undefined;
   private refreshing: Promise<string> | null = null;
   private readonly connections = new Set<ChatConnection>();
+  private readonly listeners = new Map<keyof ChatClientEvents, Set<(value: never) => void>>();
+  /** Insertion-ordered: the oldest id goes first when full. */
+  private readonly seenNotifications = new Set<number>();
 
   constructor(options: ChatClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -41,6 +57,26 @@ export class ChatClient {
       (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket ??
       undefined;
     this.onSessionEnded = options.onSessionEnded;
+  }
+
+  /** Returns the function that unsubscribes. */
+  on<K extends keyof ChatClientEvents>(
+    event: K,
+    fn: (value: ChatClientEvents[K]) => void,
+  ): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(fn as (value: never) => void);
+    return () => set.delete(fn as (value: never) => void);
+  }
+
+  /** @internal A connection's notification frame: told once per id across connections. */
+  notificationReceived(notification: Notification): void {
+    const seen = this.seenNotifications;
+    if (seen.has(notification.id)) return;
+    seen.add(notification.id);
+    if (seen.size > SEEN_NOTIFICATIONS) seen.delete(seen.values().next().value!);
+    this.emit('notification', notification);
   }
 
   async login(username: string, password: string): Promise<Account> {
@@ -181,8 +217,17 @@ export class ChatClient {
   private endSession(reason: ChatApiError): ChatApiError {
     const hadSession = this.tokens.load() !== null;
     this.tokens.save(null);
-    if (hadSession) this.onSessionEnded?.(reason);
+    if (hadSession) {
+      this.onSessionEnded?.(reason);
+      this.emit('sessionEnded', reason);
+    }
     return reason;
+  }
+
+  private emit<K extends keyof ChatClientEvents>(event: K, value: ChatClientEvents[K]): void {
+    for (const fn of [...(this.listeners.get(event) ?? [])]) {
+      (fn as (value: ChatClientEvents[K]) => void)(value);
+    }
   }
 
   private async call(

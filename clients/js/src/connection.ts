@@ -523,7 +523,8 @@ export class ChatConnection {
         return;
       }
       case 'notification':
-        return this.emit('notification', frame.notification);
+        this.emit('notification', frame.notification);
+        return this.client.notificationReceived(frame.notification);
       default:
         return assertNever(frame);
     }

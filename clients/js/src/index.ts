@@ -1,4 +1,4 @@
-export { ChatClient, type ChatClientOptions } from './client.js';
+export { ChatClient, type ChatClientEvents, type ChatClientOptions } from './client.js';
 export {
   ChatConnection,
   type ChatError,

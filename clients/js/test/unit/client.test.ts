@@ -63,6 +63,25 @@ describe('request', () => {
     expect(onSessionEnded).toHaveBeenCalledTimes(1);
   });
 
+  test("client.on('sessionEnded') is told with onSessionEnded; it unsubscribes", async () => {
+    const { client, onSessionEnded, tokens } = clientWith(({ path }) =>
+      path === '/api/auth/token/refresh/'
+        ? { status: 401, body: { code: 'token_invalid', detail: 'Token is invalid' } }
+        : expired,
+    );
+    const ended = vi.fn();
+    const gone = vi.fn();
+    client.on('sessionEnded', ended);
+    client.on('sessionEnded', gone)();
+    await expect(client.me()).rejects.toMatchObject({ code: 'token_invalid' });
+    expect(ended).toHaveBeenCalledTimes(1);
+    expect(ended.mock.calls[0]![0]).toBe(onSessionEnded.mock.calls[0]![0]);
+    expect(gone).not.toHaveBeenCalled();
+    tokens.save({ access: 'old', refresh: 'r1' }); // logged in again, ended again
+    await expect(client.rooms()).rejects.toMatchObject({ code: 'token_invalid' });
+    expect(ended).toHaveBeenCalledTimes(2);
+  });
+
   test('a logout while a refresh is on its way is not undone by its answer', async () => {
     let client: ChatClient | undefined;
     const setup = clientWith(({ path, auth }) => {

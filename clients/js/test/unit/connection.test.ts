@@ -15,7 +15,7 @@ function setup(options: Parameters<ChatClient['connect']>[1] = {}) {
   const { fetch, calls } = fakeFetch(async ({ path }) => {
     if (path === '/api/chat/ws-ticket/')
       return { status: 201, body: { ticket: tickets++ ? `t${tickets}` : 't', expires_in: 30 } };
-    if (path.startsWith('/api/chat/rooms/r1/messages/')) {
+    if (/^\/api\/chat\/rooms\/r\d\/messages\//.test(path)) {
       const results = firstPage; // read when the server reads, not when it answers
       if (historyGate) await historyGate;
       return { status: 200, body: { results, has_more: true } };
@@ -243,6 +243,56 @@ describe('message and history events', () => {
     // stored while disconnected: new to the user, so announced (3 again is not)
     second.push({ type: 'chat.history', messages: [stored(3), stored(4)], has_more: false });
     expect(announced).toEqual([3, 4]);
+  });
+});
+
+describe('notifications', () => {
+  const notification = (id: number) =>
+    ({
+      type: 'notification',
+      notification: {
+        id,
+        kind: 'mention',
+        room: { id: 'r1', name: 'Sala' },
+        message: stored(3),
+        created_at: '2026-12-04T12:00:00.000000Z',
+        read: false,
+      },
+    }) as const;
+
+  test("the client's notification event tells each once, whatever the rooms open", async () => {
+    const { client, connection } = setup();
+    const one = await opened(connection);
+    const other = client.connect('r2', { reconnectDelay: () => 0, pingIntervalMs: 0 });
+    const two = await nextSocket(1);
+    two.establish();
+    await vi.waitFor(() => expect(other.getSnapshot().messages.length).toBeGreaterThan(0));
+    const toasts: number[] = [];
+    const perRoom: string[] = [];
+    const unsubscribe = client.on('notification', (n) => toasts.push(n.id));
+    connection.on('notification', () => perRoom.push('r1'));
+    other.on('notification', () => perRoom.push('r2'));
+    one.push(notification(88)); // every socket of the user gets it
+    two.push(notification(88));
+    two.push(notification(89));
+    one.push(notification(89));
+    expect(toasts).toEqual([88, 89]);
+    expect(perRoom).toEqual(['r1', 'r2', 'r2', 'r1']); // the connection's own: per socket
+    unsubscribe();
+    one.push(notification(90));
+    expect(toasts).toEqual([88, 89]);
+  });
+
+  test('the ids remembered to tell notifications once are bounded', async () => {
+    const { client, connection } = setup();
+    const socket = await opened(connection);
+    const toasts: number[] = [];
+    client.on('notification', (n) => toasts.push(n.id));
+    for (let id = 1; id <= 5_000; id++) socket.push(notification(id));
+    expect(toasts).toHaveLength(5_000);
+    expect(client['seenNotifications'].size).toBeLessThanOrEqual(500);
+    socket.push(notification(5_000)); // the latest are still remembered
+    expect(toasts).toHaveLength(5_000);
   });
 });
 
