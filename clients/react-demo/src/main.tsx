@@ -1,7 +1,7 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { ChatClient, sessionTokenStore } from '@crm-chat/client';
-import { ChatProvider, sessionEndedRelay } from '@crm-chat/react';
+import { ChatProvider } from '@crm-chat/react';
 import { App } from './App';
 import './styles.css';
 
@@ -12,17 +12,15 @@ function backendUrl(): string {
   return import.meta.env.DEV ? 'http://127.0.0.1:8000' : window.location.origin;
 }
 
-const sessionEnded = sessionEndedRelay();
 // sessionStorage: a reload keeps the login, another tab or a closed one does not.
 const client = new ChatClient({
   baseUrl: backendUrl(),
   tokenStore: sessionTokenStore('crm-chat-demo.tokens'),
-  onSessionEnded: sessionEnded.notify,
-});
+}); // the provider listens to client.on('sessionEnded'): a dead refresh token signs the UI out
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <ChatProvider client={client} sessionEnded={sessionEnded}>
+    <ChatProvider client={client}>
       <App />
     </ChatProvider>
   </StrictMode>,

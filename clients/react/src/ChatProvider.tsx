@@ -1,4 +1,12 @@
-import { createContext, useCallback, useContext, useEffect, useMemo, useState } from 'react';
+import {
+  createContext,
+  useCallback,
+  useContext,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+} from 'react';
 import type { ReactNode } from 'react';
 import type { ChatApiError, ChatClient, User } from '@crm-chat/client';
 import type { SessionEndedRelay } from './sessionEndedRelay.js';
@@ -23,7 +31,8 @@ const ChatContext = createContext<ChatContextValue | null>(null);
 
 export interface ChatProviderProps {
   client: ChatClient;
-  /** The relay given to the client's `onSessionEnded`: the session then ends in the UI too. */
+  /** @deprecated Not needed: the provider listens to `client.on('sessionEnded')` itself. A relay
+   * given to the client's `onSessionEnded` still works (the two are told apart). */
   sessionEnded?: SessionEndedRelay;
   children?: ReactNode;
 }
@@ -55,13 +64,22 @@ export function ChatProvider({ client, sessionEnded, children }: ChatProviderPro
     };
   }, [client]);
 
-  useEffect(
-    () =>
-      sessionEnded?.subscribe((reason) =>
-        setState({ status: 'signed-out', user: null, error: reason }),
-      ),
-    [sessionEnded],
-  );
+  // The reason last handled: an app still passing a relay hears each end twice (its
+  // onSessionEnded and the client's event, with the same reason).
+  const ended = useRef<ChatApiError | null>(null);
+  useEffect(() => {
+    const end = (reason: ChatApiError) => {
+      if (ended.current === reason) return;
+      ended.current = reason;
+      setState({ status: 'signed-out', user: null, error: reason });
+    };
+    const offClient = client.on('sessionEnded', end);
+    const offRelay = sessionEnded?.subscribe(end);
+    return () => {
+      offClient();
+      offRelay?.();
+    };
+  }, [client, sessionEnded]);
 
   const login = useCallback(
     async (username: string, password: string) => {

@@ -66,6 +66,7 @@ export class FakeConnection {
 
 export class FakeClient {
   connections: FakeConnection[] = [];
+  sessionEndedListeners = new Set<(reason: ChatApiError) => void>();
   loggedIn = false;
   roomsAnswer: () => Promise<RoomSummary[]> = async () => [];
   meAnswer: () => Promise<User> = async () => ({ id: 1, username: 'maria' });
@@ -94,6 +95,16 @@ export class FakeClient {
   }
   logout() {
     this.loggedIn = false;
+  }
+  on(event: 'sessionEnded', fn: (reason: ChatApiError) => void) {
+    if (event !== 'sessionEnded') throw new Error(`FakeClient has no ${event as string} event`);
+    this.sessionEndedListeners.add(fn);
+    return () => this.sessionEndedListeners.delete(fn);
+  }
+  /** What ChatClient does when its refresh token is refused. */
+  endSession(reason: ChatApiError) {
+    this.loggedIn = false;
+    this.sessionEndedListeners.forEach((fn) => fn(reason));
   }
   asClient() {
     return this as unknown as ChatClient;

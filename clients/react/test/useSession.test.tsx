@@ -62,7 +62,48 @@ describe('useSession', () => {
     expect(text('error')).toBe('token_expired');
   });
 
-  it("signs out when the client's session ends", async () => {
+  it("signs out when the client's session ends, with no relay to pass", async () => {
+    const client = new FakeClient();
+    const { unmount } = render(
+      <ChatProvider client={client.asClient()}>
+        <Session />
+      </ChatProvider>,
+    );
+    await act(async () => screen.getByText('login').click());
+    expect(text('status')).toBe('signed-in');
+    act(() => client.endSession(apiError(401, 'token_invalid')));
+    expect([text('status'), text('error')]).toEqual(['signed-out', 'token_invalid']);
+    unmount();
+    expect(client.sessionEndedListeners.size).toBe(0);
+  });
+
+  it('a relay given to onSessionEnded and the provider (deprecated) still works, once', async () => {
+    const client = new FakeClient();
+    const relay = sessionEndedRelay();
+    let renders = 0;
+    function Counted() {
+      useSession();
+      renders++;
+      return <Session />;
+    }
+    render(
+      <ChatProvider client={client.asClient()} sessionEnded={relay}>
+        <Counted />
+      </ChatProvider>,
+    );
+    await act(async () => screen.getByText('login').click());
+    const before = renders;
+    const reason = apiError(401, 'token_invalid');
+    act(() => {
+      relay.notify(reason); // onSessionEnded: relay.notify, as apps wrote it
+      client.endSession(reason); // and the client's own event, with the same reason
+    });
+    expect([text('status'), text('error')]).toEqual(['signed-out', 'token_invalid']);
+    act(() => client.endSession(reason));
+    expect(renders - before).toBe(1);
+  });
+
+  it("signs out when the relay says the client's session ended", async () => {
     const client = new FakeClient();
     const relay = sessionEndedRelay();
     render(
