@@ -6,6 +6,7 @@ import type {
   ConnectionEstablishedFrame,
   ErrorFrame,
   HistoryFrame,
+  PublicChatMessage,
   ChangesFrame,
   MessageDeletedFrame,
   MessageReactionsFrame,
@@ -481,7 +482,7 @@ export class ChatConnection {
       case 'connection.established':
         return this.onEstablished(frame);
       case 'chat.message':
-        if (frame.id === null) return; // the public test room's echo: nothing stored
+        if (frame.id === null) return this.onPublicMessage(frame);
         return this.onLiveMessage(frame);
       case 'chat.history':
         return this.onHistoryPage(frame);
@@ -544,6 +545,11 @@ export class ChatConnection {
       me: frame.user.id === null ? null : frame.user,
     });
     this.startPing();
+    if (frame.room.type === 'public') {
+      // The public test room stores nothing and has no REST: no history, sync or presence.
+      this.attemptsBeforeStable = 0;
+      return this.flushOutbox();
+    }
     const generation = this.generation;
     this.recover(generation, frame.room.change_seq ?? 0);
     this.flushOutbox();
@@ -627,6 +633,15 @@ export class ChatConnection {
     if (this.recoveringMessages) this.liveMaxId = Math.max(this.liveMaxId, message.id);
     else this.syncedThrough = Math.max(this.syncedThrough, message.id);
     this.addMessages([message]);
+  }
+
+  /** The public room's echo (no id, not kept in `messages`): the broadcast carries the
+   * sender's client_id, which acknowledges the pending message it answers. */
+  private onPublicMessage(frame: PublicChatMessage): void {
+    const clientId = frame.client_id;
+    if (clientId === null || !this.snapshot.pending.some((p) => p.clientId === clientId)) return;
+    this.resends.delete(clientId);
+    this.setState({ pending: this.snapshot.pending.filter((p) => p.clientId !== clientId) });
   }
 
   private applyChange(frame: ChangeFrame): void {

@@ -312,6 +312,37 @@ describe('outbox', () => {
     expect(connection.getSnapshot().pending).toEqual([]);
   });
 
+  test('the public room: acknowledged by the echo of its client_id, and no REST at all', async () => {
+    const { client, calls } = setup();
+    const connection = client.connect('teste', { reconnectDelay: () => 0, pingIntervalMs: 0 });
+    const socket = await nextSocket(1);
+    socket.readyState = 1;
+    socket.push({
+      type: 'connection.established',
+      room: { id: 'teste', name: 'teste', type: 'public' },
+      user: { id: null, username: 'anônimo' },
+    });
+    const clientId = connection.send('olá');
+    const echo = (id: string | null) =>
+      socket.push({
+        type: 'chat.message',
+        id: null,
+        room: 'teste',
+        message: 'olá',
+        user: { id: null, username: 'anônimo' },
+        created_at: '2026-12-04T12:00:00.000000Z',
+        client_id: id,
+      });
+    echo('someone-else-1');
+    echo(null);
+    expect(connection.getSnapshot().pending.map((p) => p.state)).toEqual(['sent']);
+    echo(clientId);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(connection.getSnapshot()).toMatchObject({ status: 'open', pending: [], messages: [] });
+    expect(calls.filter((c) => c.path.includes('/rooms/teste/'))).toEqual([]);
+    expect(socket.sentOf('chat.sync')).toEqual([]);
+  });
+
   test('unacknowledged messages are sent again, with the same client_id, after a reconnect', async () => {
     const { connection } = setup();
     const first = await opened(connection);
