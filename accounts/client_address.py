@@ -24,6 +24,11 @@ UNKNOWN = "unknown"  # a peer without an IP address (a Unix socket, a test clien
 
 def trusted_proxies(entries: Iterable[str]) -> tuple[Network, ...]:
     """CHAT_TRUSTED_PROXIES parsed: addresses and CIDR networks; a bad entry stops start-up."""
+    return networks_setting("CHAT_TRUSTED_PROXIES", entries)
+
+
+def networks_setting(name: str, entries: Iterable[str]) -> tuple[Network, ...]:
+    """A setting's list of addresses and CIDR networks; a bad entry stops start-up."""
     networks = []
     for entry in entries:
         entry = entry.strip()
@@ -33,7 +38,7 @@ def trusted_proxies(entries: Iterable[str]) -> tuple[Network, ...]:
             networks.append(ipaddress.ip_network(entry))
         except ValueError as error:
             raise ImproperlyConfigured(
-                f"CHAT_TRUSTED_PROXIES: {entry!r} is not an IP address or a CIDR network "
+                f"{name}: {entry!r} is not an IP address or a CIDR network "
                 f"such as 10.0.0.0/8 ({error})"
             ) from None
     return tuple(networks)

@@ -12,22 +12,12 @@ import hmac
 import ipaddress
 from collections.abc import Iterable
 
-from django.core.exceptions import ImproperlyConfigured
+from accounts.client_address import networks_setting
 
 
 def metrics_networks(entries: Iterable[str]) -> tuple:
     """CHAT_METRICS_ALLOWED_NETWORKS parsed; a bad entry stops start-up."""
-    networks = []
-    for entry in (entry.strip() for entry in entries):
-        if not entry:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(entry))
-        except ValueError as error:
-            raise ImproperlyConfigured(
-                f"CHAT_METRICS_ALLOWED_NETWORKS: {entry!r} is not a CIDR network ({error})"
-            ) from None
-    return tuple(networks)
+    return networks_setting("CHAT_METRICS_ALLOWED_NETWORKS", entries)
 
 
 def metrics(request):

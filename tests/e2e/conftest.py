@@ -7,6 +7,32 @@ import pytest
 
 from tests.e2e.server import DEMO_PASSWORD, seeded_server
 
+# Debian's chromium (scripts/test installs it), never a browser download. Without the
+# background-networking flags it keeps trying this machine's closed network.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (Playwright's sync API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):

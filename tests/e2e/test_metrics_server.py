@@ -76,35 +76,31 @@ def test_the_admin_page_and_its_chart_library_are_served(tmp_path):
 
 
 @pytest.mark.browser
-def test_staff_see_the_live_charts_in_a_real_browser(server):
-    from playwright.sync_api import expect, sync_playwright
+def test_staff_see_the_live_charts_in_a_real_browser(server, browser):
+    from playwright.sync_api import expect
 
     from tests.e2e.server import DEMO_PASSWORD
-    from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS
 
     token = login(server, "maria")
     room_id = room_id_by_name(server, token, "Chat - Vendas")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        page = browser.new_page()
-        errors = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.goto(f"{server.http_url}/admin/chat-metrics/")
-        page.fill("#id_username", "admin")  # the admin's login first: staff only
-        page.fill("#id_password", DEMO_PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_url("**/admin/chat-metrics/")
-        # In a thread: Playwright's sync API runs an event loop in this one.
-        sender = threading.Thread(
-            target=asyncio.run, args=(send_one_message(server, token, room_id, "para o gráfico"),)
-        )
-        sender.start()
-        sender.join(timeout=30)
-        expect(page.locator("#chat-metrics-status")).to_contain_text("updated", timeout=10_000)
-        expect(page.locator("#chat-metrics .uplot")).to_have_count(8, timeout=10_000)
-        expect(page.locator("#chat-metrics")).to_contain_text("messages stored")
-        browser.close()
+    context = browser.new_context()
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(f"{server.http_url}/admin/chat-metrics/")
+    page.fill("#id_username", "admin")  # the admin's login first: staff only
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url("**/admin/chat-metrics/")
+    # In a thread: Playwright's sync API runs an event loop in this one.
+    sender = threading.Thread(
+        target=asyncio.run, args=(send_one_message(server, token, room_id, "para o gráfico"),)
+    )
+    sender.start()
+    sender.join(timeout=30)
+    expect(page.locator("#chat-metrics-status")).to_contain_text("updated", timeout=10_000)
+    expect(page.locator("#chat-metrics .uplot")).to_have_count(8, timeout=10_000)
+    expect(page.locator("#chat-metrics")).to_contain_text("messages stored")
+    context.close()
     assert errors == []

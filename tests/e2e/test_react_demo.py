@@ -12,15 +12,13 @@ import time
 import uuid
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import login, ok
 from tests.e2e.server import DEMO_PASSWORD, PROJECT_DIR, seeded_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 TIMEOUT_MS = 10_000
 DIST_INDEX = PROJECT_DIR / "clients" / "react-demo" / "dist" / "index.html"
 VENDAS = "Chat - Vendas"  # seed_demo: admin, maria and joao only
@@ -43,16 +41,6 @@ def app_server(tmp_path_factory):
     )
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
