@@ -1,0 +1,194 @@
+"""Production server: N daphne worker processes on one port, sharing Redis and the database.
+
+    manage.py chat_serve --workers 4 --port 8000 [--host 127.0.0.1] [-- <daphne options>]
+
+The supervisor creates the listening sockets, so a worker that dies and is restarted gets the
+same socket back: connections the kernel queued for it in the meantime wait in the backlog
+instead of being refused. It forwards SIGTERM/SIGINT (each worker closes its sockets with
+1001, chat.realtime.liveness) and exits when the workers have. README, "Production".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+# As scripts/dev: Twisted's default of 50 overflows in a burst of reconnects
+# (docs/performance.md, item 19). The kernel caps it at net.core.somaxconn.
+LISTEN_BACKLOG = 1024
+FIRST_BACKOFF, MAX_BACKOFF = 0.5, 30.0
+# A worker that ran this long before dying is restarted at once again (back-off reset).
+HEALTHY_SECONDS = 60.0
+STOP_TIMEOUT = 30.0  # after a forwarded SIGTERM, before SIGKILL
+
+
+def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    if family != socket.AF_INET:
+        # daphne's fd endpoint adopts the socket as AF_INET whatever it is.
+        raise CommandError(f"--workers > 1 serves IPv4 only (daphne --fd); {host!r} is not")
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart while TIME_WAITs linger
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(LISTEN_BACKLOG)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Worker:
+    index: int
+    sock: socket.socket
+    command: list[str]
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    backoff: float = FIRST_BACKOFF
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        # Own process group: a terminal's Ctrl+C reaches only the supervisor, which forwards
+        # it once (a second SIGINT would make Twisted stop without the 1001 closes).
+        self.process = subprocess.Popen(
+            self.command, pass_fds=[self.sock.fileno()], process_group=0
+        )
+        self.started = time.monotonic()
+        self.restart_at = None
+
+
+class Supervisor:
+    def __init__(self, workers: list[Worker], log) -> None:
+        self.workers = workers
+        self.log = log
+        self.stopping: int | None = None
+
+    def run(self) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.forward)
+        for worker in self.workers:
+            self.start(worker)
+        while self.stopping is None:
+            self.reap_and_restart()
+            time.sleep(0.2)
+        return self.wait_for_workers()
+
+    def start(self, worker: Worker) -> None:
+        worker.start()
+        host, port = worker.sock.getsockname()[:2]
+        self.log(f"worker {worker.index} pid {worker.process.pid} listening on {host}:{port}")
+
+    def forward(self, signum, _frame) -> None:
+        if self.stopping is not None:
+            return
+        self.stopping = signum
+        self.log(f"{signal.Signals(signum).name}: stopping {len(self.workers)} workers")
+        for worker in self.running():
+            worker.process.send_signal(signum)
+
+    def running(self) -> list[Worker]:
+        return [w for w in self.workers if w.process and w.process.poll() is None]
+
+    def reap_and_restart(self) -> None:
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.restart_at is not None:
+                if now >= worker.restart_at:
+                    self.start(worker)
+            elif worker.process.poll() is not None:
+                self.schedule_restart(worker, now)
+
+    def schedule_restart(self, worker: Worker, now: float) -> None:
+        if now - worker.started >= HEALTHY_SECONDS:
+            worker.backoff = FIRST_BACKOFF
+        self.log(
+            f"worker {worker.index} pid {worker.process.pid} died unexpectedly "
+            f"(status {worker.process.returncode}); restarting in {worker.backoff:g}s"
+        )
+        worker.restart_at = now + worker.backoff
+        worker.backoff = min(worker.backoff * 2, MAX_BACKOFF)
+
+    def wait_for_workers(self) -> int:
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while self.running() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for worker in self.running():
+            self.log(f"worker {worker.index} pid {worker.process.pid} still up: SIGKILL")
+            worker.process.kill()
+            worker.process.wait()
+        self.log("all workers stopped")
+        return 0
+
+
+class Command(BaseCommand):
+    help = "Serve the chat with N daphne workers on one port (all share Redis and the database)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--application", default="crm_backend.asgi:application")
+        parser.add_argument(
+            "--shared-socket",
+            action="store_true",
+            help="one listening socket inherited by all workers instead of one SO_REUSEPORT "
+            "socket per worker (docs/scaling.md, 'Workers on one machine')",
+        )
+        parser.add_argument("daphne_args", nargs="*", help="after --: passed to every daphne")
+
+    def handle(self, *args, **options):
+        workers = options["workers"]
+        if workers < 1:
+            raise CommandError("--workers must be at least 1")
+        if workers > 1:
+            self.check_shared_services()
+        daphne = [sys.executable, "-m", "daphne", *options["daphne_args"]]
+        if workers == 1:
+            self.exec_plain_daphne(daphne, options)
+        sys.exit(self.supervise(daphne, options))
+
+    def check_shared_services(self) -> None:
+        if not getattr(settings, "REDIS_URL", ""):
+            raise CommandError(
+                "--workers > 1 needs REDIS_URL: without it each worker has its own in-memory "
+                "channel layer, which cannot cross processes, so members of one room on "
+                "different workers would not see each other's messages or presence."
+            )
+        if "sqlite" in settings.DATABASES["default"]["ENGINE"]:
+            self.log(
+                "WARNING: SQLite with several workers: one writer at a time across processes "
+                "(writes wait on its lock); use PostgreSQL (DATABASE_URL) in production."
+            )
+
+    def exec_plain_daphne(self, daphne: list[str], options) -> None:
+        """One worker is plain daphne, as scripts/dev runs it: this process becomes it."""
+        host = options["host"].replace(":", r"\:")
+        listen = f"tcp:port={options['port']}:interface={host}:backlog={LISTEN_BACKLOG}"
+        sys.stdout.flush()
+        os.execv(daphne[0], [*daphne, "-e", listen, options["application"]])
+
+    def supervise(self, daphne: list[str], options) -> int:
+        reuse_port = not options["shared_socket"]
+        sockets = []
+        for _ in range(options["workers"]):
+            if reuse_port or not sockets:
+                sockets.append(listening_socket(options["host"], options["port"], reuse_port))
+            else:
+                sockets.append(sockets[0])
+        workers = [
+            Worker(index, sock, [*daphne, "--fd", str(sock.fileno()), options["application"]])
+            for index, sock in enumerate(sockets, start=1)
+        ]
+        return Supervisor(workers, self.log).run()
+
+    def log(self, line: str) -> None:
+        self.stderr.write(f"chat_serve: {line}")
+        self.stderr.flush()
