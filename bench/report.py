@@ -21,7 +21,7 @@ def markdown(out: dict) -> str:
         f"`{meta['command']}` — commit {meta['git_commit']}, {meta['cpus']} CPUs "
         f"({meta['cpu_model']}), {meta['memory_gb']} GB, Python {meta['python']}, "
         f"server pinned to CPU {meta['server_cpu']}, load generator to CPU {meta['loadgen_cpu']}"
-        f" ({meta['loadgen_loop']} loop), load average at start "
+        f" ({meta['loadgen_loop']} loop){_workers_note(out)}, load average at start "
         f"{', '.join(f'{x:.2f}' for x in meta['loadavg_at_start'])}"
         + (", QUICK mode (smoke run: short steps, small counts)" if meta["quick"] else "")
         + ".",
@@ -279,6 +279,12 @@ def markdown(out: dict) -> str:
         lines += [f"- {p['server']} + {p['layer']} + {p['db']}: {e}" for p, e in errors]
         lines.append("")
     return "\n".join(lines)
+
+
+def _workers_note(out: dict) -> str:
+    if all(phase.get("workers", 1) == 1 for phase in out["phases"]):
+        return ""
+    return "; daphne ×N: N chat_serve workers on every CPU, one shared with the load generator"
 
 
 if __name__ == "__main__":

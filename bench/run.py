@@ -32,7 +32,7 @@ from bench import mixed, scenarios
 from bench.loadgen import Tally
 from bench.profile_summary import as_text, summarize
 from bench.report import markdown
-from bench.server import PROJECT_DIR, ServerProcess, cpu_layout
+from bench.server import PROJECT_DIR, ServerProcess, cpu_layout, worker_cpus
 
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 BENCH_SECRET = "bench-only-secret-key-not-for-production-0123456789"
@@ -47,6 +47,11 @@ class Phase:
     layer: str
     db: str
     items: list = field(default_factory=list)  # (scenario, variant)
+    workers: int = 1
+
+    @property
+    def label(self) -> str:
+        return self.server if self.workers == 1 else f"{self.server} ×{self.workers}"
 
 
 def parse_args(argv=None):
@@ -65,6 +70,12 @@ def parse_args(argv=None):
         "(Channels' InMemoryChannelLayer), redis (pub/sub), redis-core",
     )
     p.add_argument("--dbs", default="sqlite,postgres")
+    p.add_argument(
+        "--workers",
+        default="1",
+        help="daphne worker counts, e.g. 1,2: each phase once per count; > 1 runs "
+        "manage.py chat_serve on every CPU (needs a Redis layer)",
+    )
     p.add_argument("--s1-rates", default="", help="comma-separated msg/s steps for S1")
     p.add_argument(
         "--s1-variants",
@@ -112,6 +123,7 @@ def parse_args(argv=None):
     args.scenarios = _csv(args.scenarios)
     args.servers, args.layers, args.dbs = _csv(args.servers), _csv(args.layers), _csv(args.dbs)
     args.s1_variants = _csv(args.s1_variants)
+    args.workers = [int(w) for w in _csv(args.workers)]
     if args.profile is None:
         args.profile = not args.quick
     args.max_minutes = args.max_minutes or (8.0 if args.quick else 25.0)
@@ -123,7 +135,16 @@ def _csv(value: str) -> list[str]:
 
 
 def plan(args) -> list[Phase]:
-    """Which scenario runs on which server process. Every phase starts a fresh server."""
+    """Which scenario runs on which server process. Every phase starts a fresh server;
+    with several worker counts, each phase runs once per count, side by side."""
+    phases = []
+    for phase in plan_one_worker(args):
+        for workers in args.workers if phase.server == "daphne" else [1]:
+            phases.append(Phase(phase.server, phase.layer, phase.db, phase.items, workers))
+    return phases
+
+
+def plan_one_worker(args) -> list[Phase]:
     s = set(args.scenarios)
     first_layer, first_db, first_server = args.layers[0], args.dbs[0], args.servers[0]
     phases = []
@@ -580,8 +601,9 @@ def main(argv=None) -> int:
             if time.monotonic() > deadline:
                 log(f"phase {phase.server}/{phase.layer}/{phase.db}: skipped (time budget)")
                 continue
-            log(f"phase {phase.server} + {phase.layer} + {phase.db}")
-            record = {"server": phase.server, "layer": phase.layer, "db": phase.db}
+            log(f"phase {phase.label} + {phase.layer} + {phase.db}")
+            record = {"server": phase.label, "layer": phase.layer, "db": phase.db}
+            record["workers"] = phase.workers
             try:
                 data = databases.prepare(phase.db)
             except Exception as error:
@@ -602,7 +624,8 @@ def main(argv=None) -> int:
                 phase.server,
                 env,
                 RESULTS_DIR / f"{stamp}-server-{index}-{phase.server}-{phase.layer}-{phase.db}.log",
-                cpu=server_cpu,
+                cpu=worker_cpus(server_cpu, phase.workers),
+                workers=phase.workers,
             )
             try:
                 server.start()

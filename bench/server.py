@@ -31,6 +31,13 @@ def cpu_layout() -> tuple[str | None, int | None]:
     return str(cpus[0]), cpus[1]
 
 
+def worker_cpus(server_cpu: str | None, workers: int) -> str | None:
+    """Several workers get every CPU (the load generator then shares one with them)."""
+    if server_cpu is None or workers == 1:
+        return server_cpu
+    return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+
+
 LISTEN_BACKLOG = 1024  # as scripts/dev; uvicorn's default is 2048
 
 
@@ -41,6 +48,7 @@ class ServerProcess:
     log_path: Path
     cpu: str | None = None
     port: int = field(default_factory=free_port)
+    workers: int = 1  # > 1: manage.py chat_serve, the supervisor of that many daphnes
     process: subprocess.Popen | None = None
 
     @property
@@ -52,7 +60,10 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        if self.kind == "daphne":
+        if self.kind == "daphne" and self.workers > 1:
+            cmd = [sys.executable, "manage.py", "chat_serve", f"--workers={self.workers}"]
+            cmd += [f"--port={self.port}", "--application=bench.asgi:application"]
+        elif self.kind == "daphne":
             cmd = [
                 sys.executable,
                 "-m",
@@ -111,18 +122,23 @@ class ServerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        """The server process and, under chat_serve, its workers (their sum is the server)."""
+        pids, index = [self.pid], 0
+        while index < len(pids):
+            pids += _children(pids[index])
+            index += 1
+        return pids
+
     def rss_bytes(self) -> int:
-        with open(f"/proc/{self.pid}/statm") as f:
-            return int(f.read().split()[1]) * PAGE_SIZE
+        return sum(_statm_rss(pid) for pid in self.pids())
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process (all its threads)."""
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        """User + system CPU time of the server processes (all their threads)."""
+        return sum(_cpu_seconds(pid) for pid in self.pids())
 
     def threads(self) -> int:
-        return len(os.listdir(f"/proc/{self.pid}/task"))
+        return sum(len(os.listdir(f"/proc/{pid}/task")) for pid in self.pids())
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -138,3 +154,28 @@ class ServerProcess:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(child) for child in f.read().split()]
+    except OSError:
+        return []
+
+
+def _statm_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except OSError:  # a worker restarting
+        return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
