@@ -162,6 +162,11 @@ class Command(BaseCommand):
                 "channel layer, which cannot cross processes, so members of one room on "
                 "different workers would not see each other's messages or presence."
             )
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            self.log(
+                "note: PROMETHEUS_MULTIPROC_DIR is unset: /metrics on the shared port reports "
+                "only the worker the scrape lands on (README, 'Metrics')."
+            )
         if "sqlite" in settings.DATABASES["default"]["ENGINE"]:
             self.log(
                 "WARNING: SQLite with several workers: one writer at a time across processes "
