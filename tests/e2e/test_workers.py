@@ -6,6 +6,7 @@ of the connection), so production code carries no test hook.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -178,6 +179,9 @@ async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(served):
     clients = await one_on_each_worker(served, room, admin)
     index, victim = next(iter(served.worker_pids().items()))
     os.kill(victim, signal.SIGKILL)
+    # Opened while the worker is down: those hashed to its socket wait in the backlog the
+    # supervisor keeps open, and are served once it is back; none is refused.
+    meanwhile = await asyncio.gather(*(ChatClient.connect(served, room, admin) for _ in range(6)))
 
     _, code = await clients[victim].closed_with()
     assert code is None  # 1006: nothing closed it
@@ -191,7 +195,9 @@ async def test_a_killed_worker_is_restarted_and_its_clients_reconnect(served):
     assert (await survivor.next_message())["message"] == "o outro worker segue"
     again = await one_on_each_worker(served, room, admin)
     assert replacement in again
-    for client in (survivor, *again.values()):
+    waited = sum(served.worker_of(client) == replacement for client in meanwhile)
+    print(f"{waited} of {len(meanwhile)} sockets opened meanwhile waited for the replacement")
+    for client in (survivor, *again.values(), *meanwhile):
         await client.close()
 
 
@@ -224,3 +230,25 @@ def test_more_than_one_worker_without_redis_is_refused(tmp_path):
     )
     assert result.returncode != 0
     assert "needs REDIS_URL" in result.stderr and "cannot cross processes" in result.stderr
+
+
+def test_one_worker_is_plain_daphne(tmp_path):
+    """--workers 1 execs daphne itself: same process, same endpoint as scripts/dev."""
+    served = Supervised(free_port(), prepared_env(tmp_path), tmp_path / "one.log")
+    served.process = subprocess.Popen(
+        [*CHAT_SERVE, "--workers=1", f"--port={served.port}"],
+        cwd=PROJECT_DIR,
+        env=served.env,
+        stdout=open(served.log_path, "ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(served.healthy, timeout=30)
+        with open(f"/proc/{served.process.pid}/cmdline", "rb") as cmdline:
+            argv = cmdline.read().split(b"\0")
+        assert b"daphne" in argv
+        assert f"tcp:port={served.port}:interface=127.0.0.1:backlog=1024".encode() in argv
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(timeout=15) == 0
+    finally:
+        served.process.kill()
