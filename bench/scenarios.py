@@ -88,14 +88,28 @@ def listen_overflows() -> int | None:
 
 
 def _window(ctx: Context):
-    """Server CPU seconds and load-generator CPU seconds, read together."""
-    return ctx.server.cpu_seconds(), time.process_time(), time.monotonic()
+    """Server CPU seconds and load-generator CPU seconds, read together (and, under
+    chat_serve, each worker's CPU seconds)."""
+    return (
+        ctx.server.cpu_seconds(),
+        time.process_time(),
+        time.monotonic(),
+        ctx.server.cpu_seconds_by_pid(),
+    )
 
 
 def _cpu_fields(ctx: Context, before, deliveries: int) -> dict:
-    server_cpu, _gen_cpu, wall = _window(ctx)
+    server_cpu, _gen_cpu, wall, by_pid = _window(ctx)
     elapsed = wall - before[2]
+    workers = {}
+    if len(by_pid) > 1 and elapsed:  # chat_serve: each worker's share, the supervisor left out
+        workers["worker_cpu_util"] = [
+            round((cpu - before[3].get(pid, 0.0)) / elapsed, 2)
+            for pid, cpu in by_pid.items()
+            if pid != ctx.server.pid
+        ]
     return {
+        **workers,
         "server_cpu_s": round(server_cpu - before[0], 3),
         "server_cpu_us_per_delivery": round((server_cpu - before[0]) / deliveries * 1e6, 1)
         if deliveries
@@ -140,7 +154,8 @@ async def s1_fanout(ctx: Context, kind: str, rates: list[int] | None = None) -> 
                 f"    S1 {kind:12s} {rate:4d} msg/s try {attempt}: "
                 f"{step['deliveries_per_s']:8.0f} deliv/s p50 {step['p50_ms']} "
                 f"p99 {step['p99_ms']} ms lost {step['lost']} "
-                f"srv {step['server_cpu_util']} gen {step['loadgen_cpu_util']} "
+                f"srv {step['server_cpu_util']} {step.get('worker_cpu_util', '')} "
+                f"gen {step['loadgen_cpu_util']} "
                 f"{'ok' if step['ok'] else 'FAIL'}"
             )
             if step["ok"]:

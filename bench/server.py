@@ -137,6 +137,9 @@ class ServerProcess:
         """User + system CPU time of the server processes (all their threads)."""
         return sum(_cpu_seconds(pid) for pid in self.pids())
 
+    def cpu_seconds_by_pid(self) -> dict[int, float]:
+        return {pid: _cpu_seconds(pid) for pid in self.pids()}
+
     def threads(self) -> int:
         return sum(len(os.listdir(f"/proc/{pid}/task")) for pid in self.pids())
 
