@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -164,13 +165,14 @@ class Command(BaseCommand):
             )
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             self.log(
-                "note: PROMETHEUS_MULTIPROC_DIR is unset: /metrics on the shared port reports "
+                "PROMETHEUS_MULTIPROC_DIR is unset: /metrics on the shared port reports "
                 "only the worker the scrape lands on (README, 'Metrics')."
             )
         if "sqlite" in settings.DATABASES["default"]["ENGINE"]:
             self.log(
-                "WARNING: SQLite with several workers: one writer at a time across processes "
-                "(writes wait on its lock); use PostgreSQL (DATABASE_URL) in production."
+                "SQLite with several workers: one writer at a time across processes "
+                "(writes wait on its lock); use PostgreSQL (DATABASE_URL) in production.",
+                "WARNING",
             )
 
     def exec_plain_daphne(self, daphne: list[str], options) -> None:
@@ -194,6 +196,8 @@ class Command(BaseCommand):
         ]
         return Supervisor(workers, self.log).run()
 
-    def log(self, line: str) -> None:
-        self.stderr.write(f"chat_serve: {line}")
+    def log(self, line: str, level: str = "INFO") -> None:
+        # Timestamped like the workers' log lines, so a restart can be timed from the log.
+        stamp = datetime.now().strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+        self.stderr.write(f"{stamp} {level} chat_serve {line}")
         self.stderr.flush()
