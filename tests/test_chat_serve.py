@@ -1,0 +1,86 @@
+"""manage.py chat_serve without starting servers: refusals, sockets, the restart back-off.
+The workers themselves run in tests/e2e/test_workers.py."""
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from chat.management.commands import chat_serve
+from chat.management.commands.chat_serve import LISTEN_BACKLOG, Supervisor, Worker
+
+
+def test_several_workers_without_redis_are_refused(settings):
+    settings.REDIS_URL = ""
+    with pytest.raises(CommandError, match=r"needs REDIS_URL.*cannot cross processes"):
+        call_command("chat_serve", "--workers=2")
+
+
+def test_zero_workers_are_refused():
+    with pytest.raises(CommandError, match="at least 1"):
+        call_command("chat_serve", "--workers=0")
+
+
+def test_an_ipv6_host_is_refused_with_the_reason():
+    with pytest.raises(CommandError, match="IPv4 only"):
+        chat_serve.listening_socket("::1", 0, reuse_port=True)
+
+
+def test_reuse_port_sockets_share_one_port_and_are_inheritable():
+    first = chat_serve.listening_socket("127.0.0.1", 0, reuse_port=True)
+    port = first.getsockname()[1]
+    second = chat_serve.listening_socket("127.0.0.1", port, reuse_port=True)
+    try:
+        assert second.getsockname()[1] == port
+        assert first.get_inheritable() and second.get_inheritable()
+        assert first.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+    finally:
+        first.close()
+        second.close()
+    assert LISTEN_BACKLOG == 1024
+
+
+def test_a_dying_worker_is_restarted_with_a_doubling_back_off():
+    lines = []
+    sock = socket.socket()
+    worker = Worker(1, sock, [sys.executable, "-c", "raise SystemExit(3)"])
+    supervisor = Supervisor([worker], lines.append)
+    supervisor.start(worker)
+    worker.process.wait()
+    delays = []
+    for _ in range(4):
+        supervisor.schedule_restart(worker, now=worker.started + 1)
+        delays.append(worker.restart_at - (worker.started + 1))
+    assert delays == [0.5, 1.0, 2.0, 4.0]
+    assert "died unexpectedly (status 3); restarting in 0.5s" in lines[1]
+    supervisor.schedule_restart(worker, now=worker.started + 61)  # it had run a minute: reset
+    assert worker.restart_at - (worker.started + 61) == 0.5
+    sock.close()
+
+
+def test_one_worker_execs_plain_daphne(monkeypatch):
+    execs = []
+    monkeypatch.setattr(chat_serve.os, "execv", lambda path, argv: execs.append(argv))
+    monkeypatch.setattr(chat_serve.Command, "supervise", lambda *a: 0)
+    with pytest.raises(SystemExit):  # the real execv never returns; this one does
+        call_command("chat_serve", "--workers=1", "--port=8123")
+    (argv,) = execs
+    assert argv[1:3] == ["-m", "daphne"]
+    assert "tcp:port=8123:interface=127.0.0.1:backlog=1024" in argv
+    assert argv[-1] == "crm_backend.asgi:application"
+
+
+def test_help_lists_the_options():
+    out = subprocess.run(
+        [sys.executable, "manage.py", "chat_serve", "--help"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    for option in ("--workers", "--host", "--port", "--application", "--shared-socket"):
+        assert option in out
