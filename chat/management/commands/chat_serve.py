@@ -55,6 +55,7 @@ class Worker:
     started: float = 0.0
     backoff: float = FIRST_BACKOFF
     restart_at: float | None = None
+    signalled: bool = False
 
     def start(self) -> None:
         # Own process group: a terminal's Ctrl+C reaches only the supervisor, which forwards
@@ -64,6 +65,13 @@ class Worker:
         )
         self.started = time.monotonic()
         self.restart_at = None
+        self.signalled = False
+
+    def stop(self, signum: int) -> None:
+        """Signal it once, even when the signal came while it was being started."""
+        if not self.signalled:
+            self.signalled = True
+            self.process.send_signal(signum)
 
 
 class Supervisor:
@@ -76,7 +84,8 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self.forward)
         for worker in self.workers:
-            self.start(worker)
+            if self.stopping is None:
+                self.start(worker)
         while self.stopping is None:
             self.reap_and_restart()
             time.sleep(0.2)
@@ -93,7 +102,7 @@ class Supervisor:
         self.stopping = signum
         self.log(f"{signal.Signals(signum).name}: stopping {len(self.workers)} workers")
         for worker in self.running():
-            worker.process.send_signal(signum)
+            worker.stop(signum)
 
     def running(self) -> list[Worker]:
         return [w for w in self.workers if w.process and w.process.poll() is None]
@@ -118,6 +127,8 @@ class Supervisor:
         worker.backoff = min(worker.backoff * 2, MAX_BACKOFF)
 
     def wait_for_workers(self) -> int:
+        for worker in self.running():  # one the signal caught while it was being started
+            worker.stop(self.stopping)
         deadline = time.monotonic() + STOP_TIMEOUT
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.1)
