@@ -144,7 +144,7 @@ class Command(BaseCommand):
     help = "Serve the chat with N daphne workers on one port (all share Redis and the database)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+        parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--application", default="crm_backend.asgi:application")
