@@ -43,7 +43,7 @@ def test_healthz_needs_no_token():
 
 
 @pytest.mark.django_db(transaction=True)  # the view checks the database from another thread
-async def test_healthz_answers_within_its_timeout_when_the_database_hangs(monkeypatch):
+async def test_healthz_answers_within_its_timeout_when_the_database_hangs(monkeypatch, settings):
     """Through the whole ASGI stack: the answer must not wait for the hung database call."""
     import threading
     import time
@@ -51,6 +51,10 @@ async def test_healthz_answers_within_its_timeout_when_the_database_hangs(monkey
     from channels.testing import HttpCommunicator
 
     from crm_backend import health
+
+    # crm_backend.asgi runs the deployment checks when first imported, and pytest-django runs
+    # tests with DEBUG off: without a production-grade key, run alone, this file refused to load.
+    settings.SECRET_KEY = "k" * 50
     from crm_backend.asgi import application
 
     unblock = threading.Event()
