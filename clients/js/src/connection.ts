@@ -69,6 +69,23 @@ export interface ConnectionSnapshot {
   nextRetryAt: number | null;
 }
 
+/** A connection's snapshot before it has connected (shared and frozen: a change makes a new
+ * snapshot, never edits one). A React tree can render it before any connection exists. */
+export const INITIAL_SNAPSHOT: ConnectionSnapshot = Object.freeze({
+  status: 'connecting',
+  room: null,
+  me: null,
+  messages: Object.freeze([]),
+  pending: Object.freeze([]),
+  online: Object.freeze([]),
+  typing: Object.freeze([]),
+  readMarkers: Object.freeze({}),
+  error: null,
+  hasOlder: false,
+  attempt: 0,
+  nextRetryAt: null,
+});
+
 export interface ConnectionOptions {
   /** 'ticket' (default): a fresh single-use ticket per attempt; 'token': ?token=<access>. */
   auth?: 'ticket' | 'token';
@@ -128,20 +145,7 @@ export class ChatConnection {
   private readonly client: ChatClient;
   private readonly options: Required<ConnectionOptions>;
   private readonly onClosed: () => void;
-  private snapshot: ConnectionSnapshot = {
-    status: 'connecting',
-    room: null,
-    me: null,
-    messages: [],
-    pending: [],
-    online: [],
-    typing: [],
-    readMarkers: {},
-    error: null,
-    hasOlder: false,
-    attempt: 0,
-    nextRetryAt: null,
-  };
+  private snapshot: ConnectionSnapshot = INITIAL_SNAPSHOT;
   private readonly listeners = new Set<() => void>();
   private readonly eventListeners = new Map<keyof ConnectionEvents, Set<Listener<never>>>();
 

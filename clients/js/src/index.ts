@@ -7,6 +7,7 @@ export {
   type ConnectionSnapshot,
   type ConnectionStatus,
   type HistoryEvent,
+  INITIAL_SNAPSHOT,
   type PendingMessage,
 } from './connection.js';
 export { ChatApiError } from './errors.js';

@@ -1,25 +1,9 @@
 import { useCallback, useEffect, useState, useSyncExternalStore } from 'react';
-import type { ChatConnection, ConnectionSnapshot } from '@crm-chat/client';
+import { INITIAL_SNAPSHOT, type ChatConnection, type ConnectionSnapshot } from '@crm-chat/client';
 import { useChatClient } from './ChatProvider.js';
 
-/** What a room shows before its connection exists (the first render, before the effect). */
-const NOT_CONNECTED: ConnectionSnapshot = Object.freeze({
-  status: 'connecting',
-  room: null,
-  me: null,
-  messages: [],
-  pending: [],
-  online: [],
-  typing: [],
-  readMarkers: {},
-  error: null,
-  hasOlder: false,
-  attempt: 0,
-  nextRetryAt: null,
-});
-
 const subscribeToNothing = () => () => {};
-const notConnected = () => NOT_CONNECTED;
+const notConnected = () => INITIAL_SNAPSHOT; // before the effect has connected
 
 export interface ChatRoom extends ConnectionSnapshot {
   send(text: string, opts?: { replyTo?: number }): string | null;

@@ -1,3 +1,4 @@
+import { INITIAL_SNAPSHOT } from '@crm-chat/client';
 import type {
   ChatApiError,
   ChatClient,
@@ -7,20 +8,7 @@ import type {
   User,
 } from '@crm-chat/client';
 
-export const EMPTY: ConnectionSnapshot = {
-  status: 'connecting',
-  room: null,
-  me: null,
-  messages: [],
-  pending: [],
-  online: [],
-  typing: [],
-  readMarkers: {},
-  error: null,
-  hasOlder: false,
-  attempt: 0,
-  nextRetryAt: null,
-};
+export const EMPTY: ConnectionSnapshot = INITIAL_SNAPSHOT;
 
 /** A ChatConnection whose snapshot the test moves by hand. */
 export class FakeConnection {
