@@ -234,7 +234,13 @@ async def new_channel_on_shard(layer, shard: int) -> str:
     if pubsub is None or shard_count() == 1:
         return await layer.new_channel()
     channel = pubsub_channel_on_shard(shard)
-    await pubsub._subscribe_to_channel(channel)  # what new_channel does with the name it makes
+    try:
+        await pubsub._subscribe_to_channel(channel)  # what new_channel does with its name
+    except BaseException:
+        # The layer queues the channel before its SUBSCRIBE: a refused one (server down) would
+        # keep a queue for every refused handshake, watchdog check and /healthz probe.
+        pubsub.channels.pop(channel, None)
+        raise
     return channel
 
 
