@@ -84,3 +84,45 @@ def test_help_lists_the_options():
     ).stdout
     for option in ("--workers", "--host", "--port", "--application", "--shared-socket"):
         assert option in out
+
+
+@pytest.fixture
+def bound_sockets(settings, monkeypatch):
+    """Run chat_serve up to its workers' start: the sockets it bound, closed afterwards."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # only its presence is checked
+    bound = []
+
+    def run(supervisor):
+        bound.extend(worker.sock for worker in supervisor.workers)
+        return 0
+
+    monkeypatch.setattr(Supervisor, "run", run)
+    yield bound
+    for sock in bound:
+        sock.close()
+
+
+def test_a_port_another_server_listens_on_is_refused_not_shared(bound_sockets):
+    # Another chat_serve (or a worker it left behind) holds SO_REUSEPORT sockets on the port:
+    # joining them would silently take a share of its connections.
+    other = chat_serve.listening_socket("127.0.0.1", 0, reuse_port=True)
+    port = other.getsockname()[1]
+    try:
+        for shared in ([], ["--shared-socket"]):
+            with pytest.raises(CommandError, match=f"127.0.0.1:{port} is in use"):
+                call_command("chat_serve", "--workers=2", f"--port={port}", *shared)
+    finally:
+        other.close()
+    assert bound_sockets == []
+
+
+def test_port_0_puts_every_worker_on_the_same_port(bound_sockets):
+    with pytest.raises(SystemExit):
+        call_command("chat_serve", "--workers=3", "--port=0")
+    ports = {sock.getsockname()[1] for sock in bound_sockets}
+    assert len(bound_sockets) == 3 and len(ports) == 1 and 0 not in ports
+
+
+def test_an_ipv6_host_is_refused_as_ipv6_not_as_a_taken_port(bound_sockets):
+    with pytest.raises(CommandError, match="IPv4 only"):
+        call_command("chat_serve", "--workers=2", "--host=::1", "--port=8123")

@@ -40,10 +40,46 @@ def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart while TIME_WAITs linger
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from error
     sock.listen(LISTEN_BACKLOG)
     sock.set_inheritable(True)
     return sock
+
+
+def refuse_a_taken_port(host: str, port: int) -> None:
+    """A bind without SO_REUSEPORT fails where anything listens already: another chat_serve
+    (or a worker it left behind), whose SO_REUSEPORT sockets ours would otherwise join
+    silently, each side then taking a share of the other's connections."""
+    if socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0] != socket.AF_INET:
+        return  # listening_socket refuses it, with the reason
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as error:
+        raise CommandError(f"{host}:{port} is in use ({error.strerror})") from error
+    finally:
+        probe.close()
+
+
+def listening_sockets(host: str, port: int, count: int, reuse_port: bool) -> list[socket.socket]:
+    """One socket per worker on one port (SO_REUSEPORT), or one shared by all."""
+    if port:
+        refuse_a_taken_port(host, port)
+    sockets = [listening_socket(host, port, reuse_port)]
+    port = sockets[0].getsockname()[1]  # --port 0: the one the kernel chose, for every worker
+    try:
+        for _ in range(count - 1):
+            sockets.append(listening_socket(host, port, reuse_port) if reuse_port else sockets[0])
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 @dataclass
@@ -194,13 +230,9 @@ class Command(BaseCommand):
         os.execv(daphne[0], [*daphne, "-e", listen, options["application"]])
 
     def supervise(self, daphne: list[str], options) -> int:
-        reuse_port = not options["shared_socket"]
-        sockets = []
-        for _ in range(options["workers"]):
-            if reuse_port or not sockets:
-                sockets.append(listening_socket(options["host"], options["port"], reuse_port))
-            else:
-                sockets.append(sockets[0])
+        sockets = listening_sockets(
+            options["host"], options["port"], options["workers"], not options["shared_socket"]
+        )
         workers = [
             Worker(index, sock, [*daphne, "--fd", str(sock.fileno()), options["application"]])
             for index, sock in enumerate(sockets, start=1)
