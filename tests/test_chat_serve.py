@@ -126,3 +126,36 @@ def test_port_0_puts_every_worker_on_the_same_port(bound_sockets):
 def test_an_ipv6_host_is_refused_as_ipv6_not_as_a_taken_port(bound_sockets):
     with pytest.raises(CommandError, match="IPv4 only"):
         call_command("chat_serve", "--workers=2", "--host=::1", "--port=8123")
+
+
+def test_a_signal_while_the_supervisor_logs_is_handled_outside_the_handler():
+    """A handler that writes to stderr while the main loop is writing to it raises
+    RuntimeError ("reentrant call"): the supervisor would crash, its workers left running."""
+    import os
+    import signal
+    import time
+
+    lines, inside = [], []
+
+    def log(line: str) -> None:
+        assert not inside, f"logged from a signal handler while logging: {line!r}"
+        inside.append(line)
+        try:
+            lines.append(line)
+            if "died unexpectedly" in line:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the handler runs in here, between two bytecodes
+        finally:
+            inside.clear()
+
+    sock = socket.socket()
+    worker = Worker(1, sock, [sys.executable, "-c", "raise SystemExit(3)"])
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        assert Supervisor([worker], log).run() == 0
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sock.close()
+    assert any("SIGTERM: stopping 1 workers" in line for line in lines)
+    assert lines[-1] == "all workers stopped"

@@ -133,12 +133,11 @@ class Supervisor:
         self.log(f"worker {worker.index} pid {worker.process.pid} listening on {host}:{port}")
 
     def forward(self, signum, _frame) -> None:
-        if self.stopping is not None:
-            return
-        self.stopping = signum
-        self.log(f"{signal.Signals(signum).name}: stopping {len(self.workers)} workers")
-        for worker in self.running():
-            worker.stop(signum)
+        """The signal handler: it only records the signal. The main loop logs and forwards it:
+        a handler that wrote to stderr while the loop was writing there would raise
+        RuntimeError (a reentrant call), crashing the supervisor with its workers left up."""
+        if self.stopping is None:
+            self.stopping = signum
 
     def running(self) -> list[Worker]:
         return [w for w in self.workers if w.process and w.process.poll() is None]
@@ -163,7 +162,8 @@ class Supervisor:
         worker.backoff = min(worker.backoff * 2, MAX_BACKOFF)
 
     def wait_for_workers(self) -> int:
-        for worker in self.running():  # one the signal caught while it was being started
+        self.log(f"{signal.Signals(self.stopping).name}: stopping {len(self.workers)} workers")
+        for worker in self.running():
             worker.stop(self.stopping)
         deadline = time.monotonic() + STOP_TIMEOUT
         while self.running() and time.monotonic() < deadline:
