@@ -159,3 +159,50 @@ def test_a_signal_while_the_supervisor_logs_is_handled_outside_the_handler():
         sock.close()
     assert any("SIGTERM: stopping 1 workers" in line for line in lines)
     assert lines[-1] == "all workers stopped"
+
+
+def running(pid: int) -> bool:
+    """Alive, and not a zombie waiting for a reaper that never comes (a container's init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+SUPERVISE_ONE_SLEEPER = """
+import socket, sys
+from chat.management.commands.chat_serve import Supervisor, Worker
+sock = socket.socket()
+command = [sys.executable, "-c", "import time; time.sleep(60)"]
+Supervisor([Worker(1, sock, command)], lambda line: print(line, flush=True)).run()
+"""
+
+
+def test_workers_do_not_outlive_a_killed_supervisor():
+    """SIGKILLed (the OOM killer, a `kill -9`), the supervisor cannot stop its workers: they
+    must stop by themselves, not hold the port (and the old code) for ever."""
+    import os
+    import re
+    import signal
+    import time
+
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", SUPERVISE_ONE_SLEEPER],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        worker_pid = int(re.search(r"pid (\d+)", supervisor.stdout.readline()).group(1))
+        supervisor.kill()
+        supervisor.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while running(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        orphaned = running(worker_pid)
+        if orphaned:
+            os.kill(worker_pid, signal.SIGKILL)
+        assert not orphaned, "the worker outlived its supervisor"
+    finally:
+        supervisor.kill()

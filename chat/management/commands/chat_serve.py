@@ -10,6 +10,8 @@ instead of being refused. It forwards SIGTERM/SIGINT (each worker closes its soc
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -82,6 +84,19 @@ def listening_sockets(host: str, port: int, count: int, reuse_port: bool) -> lis
     return sockets
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """In a new worker, before exec: SIGTERM it when the supervisor dies (SIGKILLed, OOM), as
+    if forwarded, instead of leaving it up in its own process group, holding the port."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return  # not Linux: no such guard
+    if os.getppid() != parent_pid:  # it died before the guard was set
+        os._exit(1)
+
+
 @dataclass
 class Worker:
     index: int
@@ -97,7 +112,10 @@ class Worker:
         # Own process group: a terminal's Ctrl+C reaches only the supervisor, which forwards
         # it once (a second SIGINT would make Twisted stop without the 1001 closes).
         self.process = subprocess.Popen(
-            self.command, pass_fds=[self.sock.fileno()], process_group=0
+            self.command,
+            pass_fds=[self.sock.fileno()],
+            process_group=0,
+            preexec_fn=functools.partial(die_with_parent, os.getpid()),
         )
         self.started = time.monotonic()
         self.restart_at = None
