@@ -173,3 +173,33 @@ async def test_a_channel_that_could_not_subscribe_is_not_kept(settings):
         assert layer._get_layer().channels == {}
     finally:
         await layer.flush()
+
+
+@pytest.mark.redis
+async def test_renewing_presence_keeps_the_rooms_set_from_expiring(settings):
+    """The watchdog's renewals must keep a quiet room's set alive (its EXPIRE was only set on
+    a join or leave): else it vanishes after CHAT_PRESENCE_TTL_SECONDS + 60 s, and the next
+    renewal's ZADD makes it again with no expiry at all, so that it never expires."""
+    import redis.asyncio
+
+    from chat.realtime import presence
+    from tests.e2e.services import require_shared_redis, unique_prefix
+
+    settings.REDIS_URL = require_shared_redis()
+    settings.CHANNEL_LAYER_PREFIX = unique_prefix()
+    store, room_id = presence.RedisPresence(), uuid.uuid4()
+    client = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+    key = presence._key(room_id)
+    try:
+        await store.change(room_id, 7, "socket.1", join=True)
+        await client.expire(key, 2)  # as if the join were long ago
+        await store.renew([(room_id, 7, "socket.1")])
+        assert await client.ttl(key) > settings.CHAT_PRESENCE_TTL_SECONDS
+        await client.delete(key)  # expired meanwhile: made again, with an expiry
+        await store.renew([(room_id, 7, "socket.1")])
+        assert await client.ttl(key) > settings.CHAT_PRESENCE_TTL_SECONDS
+    finally:
+        await client.delete(key)
+        await client.aclose()
+        for pooled in store._clients.values():
+            await pooled.aclose()

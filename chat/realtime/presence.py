@@ -148,10 +148,15 @@ class RedisPresence:
                 raise error
 
     async def _renew_on_one_server(self, sockets: list[tuple[uuid.UUID, int, str]]) -> None:
-        expiry = time.time() + settings.CHAT_PRESENCE_TTL_SECONDS
+        ttl = settings.CHAT_PRESENCE_TTL_SECONDS
+        expiry = time.time() + ttl
         async with self._client(sockets[0][0]).pipeline(transaction=False) as pipe:
             for room_id, user_id, connection_id in sockets:
                 pipe.zadd(_key(room_id), {_entry(user_id, connection_id): expiry})
+            # As a join does: a quiet room's set must not expire under its live entries, nor
+            # be made again by ZADD without an expiry (left for ever once its sockets are gone).
+            for room_id in {room_id for room_id, _, _ in sockets}:
+                pipe.expire(_key(room_id), int(ttl) + 60)
             await pipe.execute()
 
     async def expired_users(self, room_id) -> set[int]:
