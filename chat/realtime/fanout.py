@@ -24,7 +24,7 @@ from django.conf import settings
 
 from chat.observability import metrics
 from chat.realtime.layers import OVERFLOW_EVENT
-from chat.realtime.shards import group_shard, pubsub_channel_on_shard, shard_count
+from chat.realtime.shards import group_shard, pubsub_channel_on_shard
 
 logger = logging.getLogger(__name__)
 
@@ -228,10 +228,10 @@ async def new_channel_on_shard(layer, shard: int) -> str:
 
     `new_channel` names it at random, hence on a random server: a room's channel there would
     tie the room to two servers, and its join would fail while either is down. With one
-    server, or another layer, it is `new_channel` itself.
+    server it is named as `new_channel` names one; on another layer it is `new_channel` itself.
     """
     pubsub = pubsub_loop_layer(layer)
-    if pubsub is None or shard_count() == 1:
+    if pubsub is None:
         return await layer.new_channel()
     channel = pubsub_channel_on_shard(shard)
     try:
