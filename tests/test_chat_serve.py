@@ -206,3 +206,23 @@ def test_workers_do_not_outlive_a_killed_supervisor():
         assert not orphaned, "the worker outlived its supervisor"
     finally:
         supervisor.kill()
+
+
+def test_a_host_name_with_an_ipv6_address_first_listens_on_its_ipv4_one(monkeypatch):
+    """`--host localhost` resolves to ::1 first on most dual-stack machines: its IPv4 address
+    serves, rather than the name being refused as IPv6."""
+    real = socket.getaddrinfo
+
+    def dual_stack(host, port, family=0, type=0, *args):
+        if host != "localhost":
+            return real(host, port, family, type, *args)
+        v6 = (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port, 0, 0))
+        v4 = (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))
+        return [v4] if family == socket.AF_INET else [v6, v4]
+
+    monkeypatch.setattr(chat_serve.socket, "getaddrinfo", dual_stack)
+    sock = chat_serve.listening_socket("localhost", 0, reuse_port=True)
+    try:
+        assert sock.family == socket.AF_INET and sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()

@@ -33,17 +33,27 @@ HEALTHY_SECONDS = 60.0
 STOP_TIMEOUT = 30.0  # after a forwarded SIGTERM, before SIGKILL
 
 
+def ipv4_address(host: str, port: int) -> str:
+    """daphne's fd endpoint adopts a socket as AF_INET whatever it is: the host's IPv4
+    address (a name such as localhost may resolve to ::1 first)."""
+    try:
+        info = socket.getaddrinfo(host, port, family=socket.AF_INET, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise CommandError(
+            f"--workers > 1 serves IPv4 only (daphne --fd); {host!r} has no IPv4 address "
+            f"({error.strerror})"
+        ) from error
+    return info[0][4][0]
+
+
 def listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-    if family != socket.AF_INET:
-        # daphne's fd endpoint adopts the socket as AF_INET whatever it is.
-        raise CommandError(f"--workers > 1 serves IPv4 only (daphne --fd); {host!r} is not")
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    address = ipv4_address(host, port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart while TIME_WAITs linger
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
-        sock.bind((host, port))
+        sock.bind((address, port))
     except OSError as error:
         sock.close()
         raise CommandError(f"cannot listen on {host}:{port}: {error.strerror}") from error
@@ -56,12 +66,11 @@ def refuse_a_taken_port(host: str, port: int) -> None:
     """A bind without SO_REUSEPORT fails where anything listens already: another chat_serve
     (or a worker it left behind), whose SO_REUSEPORT sockets ours would otherwise join
     silently, each side then taking a share of the other's connections."""
-    if socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0] != socket.AF_INET:
-        return  # listening_socket refuses it, with the reason
+    address = ipv4_address(host, port)
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        probe.bind((host, port))
+        probe.bind((address, port))
     except OSError as error:
         raise CommandError(f"{host}:{port} is in use ({error.strerror})") from error
     finally:
