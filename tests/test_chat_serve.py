@@ -226,3 +226,43 @@ def test_a_host_name_with_an_ipv6_address_first_listens_on_its_ipv4_one(monkeypa
         assert sock.family == socket.AF_INET and sock.getsockname()[0] == "127.0.0.1"
     finally:
         sock.close()
+
+
+def test_a_worker_that_keeps_dying_hands_its_new_connections_to_the_others():
+    """Its SO_REUSEPORT socket would take its share of new connections into a backlog nobody
+    accepts from, for up to MAX_BACKOFF (30 s) per death: closed, the kernel sends them to the
+    live workers. A first restart (0.5 s, 1 s) keeps it: those connections just wait."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    dying = [sys.executable, "-c", "raise SystemExit(3)", "--fd", "X"]
+    live_sock, dead_sock = chat_serve.listening_sockets("127.0.0.1", 0, 2, reuse_port=True)
+    port = live_sock.getsockname()[1]
+    live = Worker(1, live_sock, sleeper, reuse_port=True)
+    dead = Worker(2, dead_sock, dying, reuse_port=True)
+    lines = []
+    supervisor = Supervisor([live, dead], lines.append)
+    try:
+        supervisor.start(live)
+        supervisor.start(dead)
+        dead.process.wait()
+        for delay in (0.5, 1.0):
+            supervisor.schedule_restart(dead, now=dead.started + 1)
+            assert dead.sock.fileno() != -1, f"kept for a {delay} s restart"
+        supervisor.schedule_restart(dead, now=dead.started + 1)  # 2 s: it keeps dying
+        assert dead.sock.fileno() == -1
+        assert "worker 2 keeps dying" in lines[-1]
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(20)]
+        live_sock.settimeout(2)
+        for _ in clients:  # every one reached the live worker's socket
+            live_sock.accept()[0].close()
+        for client in clients:
+            client.close()
+
+        supervisor.start(dead)  # reopened on the same port, passed by its new descriptor
+        assert dead.sock.getsockname()[1] == port
+        assert dead.command[-1] == str(dead.sock.fileno())
+        dead.process.wait()
+    finally:
+        live.process.kill()
+        live.process.wait()
+        live_sock.close()
+        dead.sock.close()

@@ -31,6 +31,10 @@ FIRST_BACKOFF, MAX_BACKOFF = 0.5, 30.0
 # A worker that ran this long before dying is restarted at once again (back-off reset).
 HEALTHY_SECONDS = 60.0
 STOP_TIMEOUT = 30.0  # after a forwarded SIGTERM, before SIGKILL
+# A worker whose restart waits this long (it keeps dying) has its SO_REUSEPORT socket closed
+# meanwhile, while another worker is up: the kernel then sends its share of new connections
+# to the others, instead of into a backlog nobody accepts from for up to MAX_BACKOFF.
+PARK_SOCKET_BACKOFF = 2.0
 
 
 def ipv4_address(host: str, port: int) -> str:
@@ -116,8 +120,22 @@ class Worker:
     backoff: float = FIRST_BACKOFF
     restart_at: float | None = None
     signalled: bool = False
+    reuse_port: bool = False  # its own SO_REUSEPORT socket, which may be closed while it is down
+    address: tuple[str, int] | None = None  # of its socket, while closed
+
+    def close_socket(self) -> None:
+        self.address = self.sock.getsockname()[:2]
+        self.sock.close()
+
+    def reopen_socket(self) -> None:
+        self.sock = listening_socket(*self.address, reuse_port=True)
+        at = self.command.index("--fd") + 1
+        self.command = [*self.command[:at], str(self.sock.fileno()), *self.command[at + 1 :]]
+        self.address = None
 
     def start(self) -> None:
+        if self.address is not None:
+            self.reopen_socket()
         # Own process group: a terminal's Ctrl+C reaches only the supervisor, which forwards
         # it once (a second SIGINT would make Twisted stop without the 1001 closes).
         self.process = subprocess.Popen(
@@ -155,7 +173,12 @@ class Supervisor:
         return self.wait_for_workers()
 
     def start(self, worker: Worker) -> None:
-        worker.start()
+        try:
+            worker.start()
+        except CommandError as error:  # its closed socket could not be opened again
+            self.log(f"worker {worker.index} not restarted: {error}; retrying", "ERROR")
+            worker.restart_at = time.monotonic() + worker.backoff
+            return
         host, port = worker.sock.getsockname()[:2]
         self.log(f"worker {worker.index} pid {worker.process.pid} listening on {host}:{port}")
 
@@ -186,6 +209,13 @@ class Supervisor:
             f"(status {worker.process.returncode}); restarting in {worker.backoff:g}s"
         )
         worker.restart_at = now + worker.backoff
+        if worker.reuse_port and worker.address is None and worker.backoff >= PARK_SOCKET_BACKOFF:
+            if any(w is not worker for w in self.running()):
+                self.log(
+                    f"worker {worker.index} keeps dying: its socket is closed until it restarts "
+                    "(the other workers take its new connections)"
+                )
+                worker.close_socket()
         worker.backoff = min(worker.backoff * 2, MAX_BACKOFF)
 
     def wait_for_workers(self) -> int:
@@ -260,8 +290,14 @@ class Command(BaseCommand):
         sockets = listening_sockets(
             options["host"], options["port"], options["workers"], not options["shared_socket"]
         )
+        reuse_port = not options["shared_socket"]
         workers = [
-            Worker(index, sock, [*daphne, "--fd", str(sock.fileno()), options["application"]])
+            Worker(
+                index,
+                sock,
+                [*daphne, "--fd", str(sock.fileno()), options["application"]],
+                reuse_port=reuse_port,
+            )
             for index, sock in enumerate(sockets, start=1)
         ]
         return Supervisor(workers, self.log).run()
