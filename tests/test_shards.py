@@ -204,3 +204,36 @@ async def test_renewing_presence_keeps_the_rooms_set_from_expiring(settings):
         await client.aclose()
         for pooled in store._clients.values():
             await pooled.aclose()
+
+
+@pytest.mark.redis
+async def test_a_failed_check_does_not_leave_its_channel_in_the_layer(settings, monkeypatch):
+    """Each outage (or restart) of a server made its watchdog check drop its channel for a
+    new one, leaving the old one's queue in the layer for good."""
+    import redis
+
+    from chat.realtime.liveness import ShardCheck
+    from tests.e2e.services import require_shared_redis, unique_prefix
+
+    settings.REDIS_URL = require_shared_redis()
+    settings.CHANNEL_LAYER_PREFIX = unique_prefix()
+    settings.REDIS_CHANNEL_LAYER = "pubsub"
+    layer = RedisPubSubChannelLayer(
+        hosts=[settings.REDIS_URL], prefix=settings.CHANNEL_LAYER_PREFIX
+    )
+    check = ShardCheck(layer, 0, settings.REDIS_URL, round_trip=True)
+    real_send = layer.send
+
+    async def refused(channel, message):
+        raise redis.ConnectionError("refused")
+
+    try:
+        assert await check.problem() is None
+        monkeypatch.setattr(layer, "send", refused)
+        assert (await check.problem()).startswith("unavailable")
+        assert layer._get_layer().channels == {}
+        monkeypatch.setattr(layer, "send", real_send)
+        assert await check.problem() is None
+        assert list(layer._get_layer().channels) == [check.channel]
+    finally:
+        await layer.flush()

@@ -191,14 +191,23 @@ class ShardCheck:
         except Exception as error:
             # Its sockets are closed now, so its next run_id is a fresh start, not a restart
             # (which would close the sockets that joined it since it came back).
-            self.channel = self.redis_run_id = None
+            self.forget_channel()
+            self.redis_run_id = None
             return f"unavailable ({type(error).__name__}: {error})"
         restarted = self.redis_run_id is not None and run_id != self.redis_run_id
         self.redis_run_id = run_id
         if restarted:
-            self.channel = None
+            self.forget_channel()
             return "restarted (Redis run_id changed; its groups are gone)"
         return None
+
+    def forget_channel(self) -> None:
+        """The next check makes a new channel: the pub/sub layer would keep this one's queue
+        for good (it frees a channel only when a receive on it is cancelled)."""
+        channel, self.channel = self.channel, None
+        pubsub = pubsub_loop_layer(self.layer)
+        if channel is not None and pubsub is not None:
+            pubsub.channels.pop(channel, None)
 
     async def round_trip(self) -> None:
         if self.channel is None:
