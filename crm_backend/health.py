@@ -26,12 +26,10 @@ def _database_answers() -> None:
 async def _channel_layer_round_trip() -> None:
     layer = get_channel_layer()
     if pubsub_loop_layer(layer) is not None:  # a probe refused by a Redis down keeps no queue
-        channel = await new_channel_on_shard(layer, 0)
-    else:
-        channel = await layer.new_channel("healthz.")
+        return await _pubsub_round_trip(layer, 0)
+    channel = await layer.new_channel("healthz.")
     await layer.send(channel, {"type": "health.check"})
     await layer.receive(channel)
-    await release_pubsub_channel(layer, channel)  # or every probe leaves a subscription
 
 
 def _shard_check(shard: int, url: str):
@@ -42,12 +40,20 @@ def _shard_check(shard: int, url: str):
         layer = get_channel_layer()
         if pubsub_loop_layer(layer) is None:
             return await _ping(url)
-        channel = await new_channel_on_shard(layer, shard)
-        await layer.send(channel, {"type": "health.check"})
-        await layer.receive(channel)
-        await release_pubsub_channel(layer, channel)
+        return await _pubsub_round_trip(layer, shard)
 
     return round_trip
+
+
+async def _pubsub_round_trip(layer, shard: int) -> None:
+    channel = await new_channel_on_shard(layer, shard)
+    try:
+        await layer.send(channel, {"type": "health.check"})
+        await layer.receive(channel)
+    except BaseException:  # a PUBLISH refused: the layer would keep the channel's queue
+        pubsub_loop_layer(layer).channels.pop(channel, None)
+        raise
+    await release_pubsub_channel(layer, channel)  # or every probe leaves a subscription
 
 
 async def _ping(url: str) -> None:

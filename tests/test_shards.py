@@ -237,3 +237,36 @@ async def test_a_failed_check_does_not_leave_its_channel_in_the_layer(settings, 
         assert list(layer._get_layer().channels) == [check.channel]
     finally:
         await layer.flush()
+
+
+@pytest.mark.redis
+async def test_a_failed_healthz_shard_probe_leaves_no_channel_behind(settings, monkeypatch):
+    import redis
+    from channels.layers import get_channel_layer
+
+    from chat.realtime.fanout import pubsub_loop_layer
+    from crm_backend import health
+    from tests.e2e.services import require_shared_redis, unique_prefix
+
+    urls = [require_shared_redis(), require_shared_redis().rsplit("/", 1)[0] + "/1"]
+    settings.REDIS_URL, settings.REDIS_CHANNEL_LAYER = ",".join(urls), "pubsub"
+    settings.CHANNEL_LAYER_PREFIX = prefix = unique_prefix()
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": urls, "prefix": prefix},
+        }
+    }
+    layer = get_channel_layer()
+
+    async def refused(channel, message):
+        raise redis.ConnectionError("refused")
+
+    monkeypatch.setattr(layer, "send", refused)
+    try:
+        for shard, url in enumerate(urls):
+            with pytest.raises(redis.ConnectionError):
+                await health._shard_check(shard, url)()
+        assert pubsub_loop_layer(layer).channels == {}
+    finally:
+        await layer.flush()
