@@ -166,6 +166,8 @@ async def test_members_on_different_workers_chat_sync_and_see_presence(served):
     last_seen = (await admins[second].next_message())["id"]  # admin's other socket saw it
     await maria_client.close()
     await on_first.send_message("while maria was away")
+    # Its ack: stored, so a sync on the other worker must find it (not a race with the INSERT).
+    assert (await on_first.next_message())["message"] == "while maria was away"
     back = await ChatClient.connect(served, room, maria)
     missed = (await back.sync(after=last_seen))["messages"]
     assert [m["message"] for m in missed][-2:] == ["do worker 2", "while maria was away"]
