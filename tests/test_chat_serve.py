@@ -266,3 +266,28 @@ def test_a_worker_that_keeps_dying_hands_its_new_connections_to_the_others():
         live.process.wait()
         live_sock.close()
         dead.sock.close()
+
+
+def test_a_worker_that_ignores_sigterm_is_killed_and_the_stop_is_unclean(monkeypatch):
+    """Exit status 1, not 0: a worker killed after STOP_TIMEOUT closed no socket with 1001."""
+    import os
+    import signal
+    import threading
+
+    monkeypatch.setattr(chat_serve, "STOP_TIMEOUT", 0.5)
+    lines = []
+    sock = socket.socket()
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    worker = Worker(1, sock, [sys.executable, "-c", stubborn])
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    stop = threading.Timer(1.0, os.kill, args=(os.getpid(), signal.SIGTERM))
+    stop.start()
+    try:
+        assert Supervisor([worker], lines.append).run() == 1
+    finally:
+        stop.cancel()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        sock.close()
+    assert any("still up: SIGKILL" in line for line in lines)
+    assert worker.process.returncode == -signal.SIGKILL

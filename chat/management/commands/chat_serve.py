@@ -225,12 +225,15 @@ class Supervisor:
         deadline = time.monotonic() + STOP_TIMEOUT
         while self.running() and time.monotonic() < deadline:
             time.sleep(0.1)
-        for worker in self.running():
+        killed = self.running()
+        for worker in killed:
             self.log(f"worker {worker.index} pid {worker.process.pid} still up: SIGKILL")
             worker.process.kill()
             worker.process.wait()
         self.log("all workers stopped")
-        return 0
+        # Not 0 when a worker had to be killed: its sockets got no 1001, and systemd should
+        # record the stop as unclean.
+        return 1 if killed else 0
 
 
 class Command(BaseCommand):
