@@ -51,33 +51,36 @@ class Server:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-e",  # as scripts/dev: a listen backlog of 1,024, not Twisted's 50
+            f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
+            "crm_backend.asgi:application",
+        ]
+
     def start(self, timeout: float = 30.0) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-e",  # as scripts/dev: a listen backlog of 1,024, not Twisted's 50
-                f"tcp:port={self.port}:interface=127.0.0.1:backlog=1024",
-                "crm_backend.asgi:application",
-            ],
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self.command(), cwd=PROJECT_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
+        self.wait_healthy(timeout)
+
+    def wait_healthy(self, timeout: float) -> None:
+        name = Path(self.command()[2]).name  # daphne, uvicorn…
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited early:\n{self.log()}")
+                raise RuntimeError(f"{name} exited early:\n{self.log()}")
             try:
                 with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
                 time.sleep(0.2)
-        raise RuntimeError(f"daphne did not become healthy in {timeout}s:\n{self.log()}")
+        raise RuntimeError(f"{name} did not become healthy in {timeout}s:\n{self.log()}")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 import urllib.request
@@ -18,7 +17,7 @@ import pytest
 import websockets
 
 from tests.e2e.conftest import http_json, login, room_id_by_name
-from tests.e2e.server import PROJECT_DIR, Server, free_port, prepared_env, start_server
+from tests.e2e.server import Server, free_port, prepared_env, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -96,29 +95,8 @@ UVICORN_OPTIONS = ("--ws", "websockets", "--lifespan", "off", "crm_backend.asgi:
 
 
 class UvicornServer(Server):
-    def start(self, timeout: float = 30.0) -> None:
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--port", str(self.port), *UVICORN_OPTIONS],
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.wait_healthy(timeout)
-
-    def wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited early:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError(f"uvicorn did not become healthy in {timeout}s:\n{self.log()}")
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "uvicorn", "--port", str(self.port), *UVICORN_OPTIONS]
 
 
 @pytest.mark.parametrize("log_format", ["plain", "json"])

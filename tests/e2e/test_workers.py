@@ -13,15 +13,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.clients import AMBIENT_TYPES, ChatClient
 from tests.e2e.conftest import login, ok, room_id_by_name
-from tests.e2e.server import PROJECT_DIR, free_port, prepared_env, server_env
+from tests.e2e.server import PROJECT_DIR, Server, free_port, prepared_env, server_env
 from tests.e2e.services import (
     SharedPostgresDatabase,
     require_shared_redis,
@@ -38,34 +36,18 @@ LISTENING = re.compile(r"worker (\d+) pid (\d+) listening on")
 
 
 @dataclass
-class Supervised:
+class Supervised(Server):
     """chat_serve and its workers, seen from outside."""
 
-    port: int
-    env: dict
-    log_path: Path
-    process: subprocess.Popen | None = None
+    workers: int = 2
 
-    http_url = property(lambda self: f"http://127.0.0.1:{self.port}")
-    ws_url = property(lambda self: f"ws://127.0.0.1:{self.port}")
+    def command(self) -> list[str]:
+        return [*CHAT_SERVE, f"--workers={self.workers}", f"--port={self.port}"]
 
-    def start(self, workers: int) -> None:
-        self.process = subprocess.Popen(
-            [*CHAT_SERVE, f"--workers={workers}", f"--port={self.port}"],
-            cwd=PROJECT_DIR,
-            env=self.env,
-            stdout=open(self.log_path, "ab"),
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: len(self.worker_pids()) == workers, timeout=30)
-        wait_until(self.healthy, timeout=30)
-
-    def healthy(self) -> bool:
-        with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2) as response:
-            return response.status == 200
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def start(self, timeout: float = 30.0) -> None:
+        super().start(timeout)
+        if self.workers > 1:  # one worker is daphne itself (exec), with no supervisor to log
+            wait_until(lambda: len(self.worker_pids()) == self.workers, timeout=timeout)
 
     def worker_pids(self) -> dict[int, int]:
         """Worker index -> pid of its latest start, from the supervisor's log lines."""
@@ -113,8 +95,8 @@ def served(tmp_path_factory):
         CHANNEL_LAYER_PREFIX=unique_prefix(),
         **FAST_LIMITS,
     )
-    served = Supervised(free_port(), env, tmp_dir / "chat_serve.log")
-    served.start(workers=2)
+    served = Supervised(free_port(), env, tmp_dir / "chat_serve.log", workers=2)
+    served.start()
     yield served
     if served.process.poll() is None:
         served.process.kill()  # the supervisor only; its workers die on their next write
@@ -236,16 +218,9 @@ def test_more_than_one_worker_without_redis_is_refused(tmp_path):
 
 def test_one_worker_is_plain_daphne(tmp_path):
     """--workers 1 execs daphne itself: same process, same endpoint as scripts/dev."""
-    served = Supervised(free_port(), prepared_env(tmp_path), tmp_path / "one.log")
-    served.process = subprocess.Popen(
-        [*CHAT_SERVE, "--workers=1", f"--port={served.port}"],
-        cwd=PROJECT_DIR,
-        env=served.env,
-        stdout=open(served.log_path, "ab"),
-        stderr=subprocess.STDOUT,
-    )
+    served = Supervised(free_port(), prepared_env(tmp_path), tmp_path / "one.log", workers=1)
     try:
-        wait_until(served.healthy, timeout=30)
+        served.start()
         with open(f"/proc/{served.process.pid}/cmdline", "rb") as cmdline:
             argv = cmdline.read().split(b"\0")
         assert b"daphne" in argv
